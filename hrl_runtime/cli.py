@@ -1,0 +1,322 @@
+"""The ``hrl`` command line.
+
+Every command that reports results takes ``--json`` and then prints exactly one JSON object on
+stdout. Input errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrl_runtime.errors import ConfigError, HrlError, IncompatibleError
+from hrl_runtime.registry import SkillRegistry, verify_package
+from hrl_runtime.skill import Skill
+
+logger = logging.getLogger("hrl_runtime.cli")
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, default=_json_default))
+    else:
+        print(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# --- skills -------------------------------------------------------------------------------------
+def _entry_json(entry) -> dict[str, Any]:
+    manifest = entry.manifest
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "kind": entry.kind,
+        "role": entry.role,
+        "source": entry.source,
+        "path": str(entry.path),
+        "hold_steps": manifest.get("hold_steps"),
+        "components": {k: v is not None for k, v in manifest.get("components", {}).items()},
+        "description": manifest.get("description", ""),
+    }
+
+
+def cmd_skills_list(args: argparse.Namespace) -> int:
+    registry = SkillRegistry()
+    found, errors = registry.entries()
+    entries = sorted(found, key=lambda e: (e.name, e.version))
+    rows = [_entry_json(e) for e in entries]
+    lines = [f"{'name@version':28} {'kind':16} {'source':16} components"]
+    for row in rows:
+        offered = ",".join(k for k, present in row["components"].items() if present) or "-"
+        lines.append(
+            f"{row['name'] + '@' + row['version']:28} {row['kind']:16} {row['source']:16} {offered}"
+        )
+    lines += [f"unreadable: {error}" for error in errors]
+    _emit(args, {"skills": rows, "errors": [str(e) for e in errors]}, "\n".join(lines))
+    return 0
+
+
+def cmd_skills_show(args: argparse.Namespace) -> int:
+    entry = SkillRegistry().resolve(args.name)
+    payload = {**_entry_json(entry), "manifest": entry.manifest}
+    text = json.dumps(entry.manifest, indent=2)
+    _emit(args, payload, f"{entry.ref} from {entry.path}\n{text}")
+    return 0
+
+
+def cmd_skills_verify(args: argparse.Namespace) -> int:
+    report = verify_package(Path(args.path))
+    files = ", ".join(f"{k} ({v['parameters']} parameters)" for k, v in report["files"].items())
+    _emit(args, report, f"OK {report['name']}@{report['version']} ({report['kind']}): {files}")
+    return 0
+
+
+# --- follow -------------------------------------------------------------------------------------
+def _make_env(env_id: str, max_episode_steps: int):
+    import envs
+
+    try:
+        return envs.make_env(env_id, max_episode_steps=max_episode_steps)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _load_skill(ref: str) -> Skill:
+    skill = SkillRegistry().load(ref)
+    if not isinstance(skill, Skill):
+        raise IncompatibleError(f"{ref!r} is a {type(skill).__name__}, not a skill")
+    return skill
+
+
+def _run_follow(
+    *,
+    skill_ref: str,
+    env_id: str,
+    planner: str,
+    goals: np.ndarray | None,
+    random_goals: int | None,
+    seed: int,
+    steps_per_goal: int,
+    radius: float,
+    realtime: bool,
+):
+    import envs
+    from hrl_runtime.follow import FollowConfig, follow_goals, validate_goals
+    from planners import SequenceConfig, build_goal_follower
+
+    if steps_per_goal < 1:
+        raise ConfigError(f"--max-steps must be >= 1, got {steps_per_goal}")
+    if radius <= 0:
+        raise ConfigError(f"--radius must be > 0, got {radius}")
+    skill = _load_skill(skill_ref)
+    n_goals = len(goals) if goals is not None else int(random_goals or 0)
+    if n_goals < 1:
+        raise ConfigError("--random-goals must be >= 1")
+    env = _make_env(env_id, max_episode_steps=steps_per_goal * n_goals + 1)
+    xy = envs.xy_indices(env)
+    if xy is None:
+        raise IncompatibleError(
+            f"{env_id} does not expose an x-y position, which goal following needs; "
+            f"choose one of {', '.join(envs.env_ids())} that does"
+        )
+    space = envs.goal_space(env)
+    if goals is None:
+        if space is None:
+            raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
+        goals = space.sample(np.random.default_rng(seed), n_goals)
+    validate_goals(goals, space, env_id)
+    config = FollowConfig(
+        success_radius=radius, steps_per_goal=steps_per_goal, realtime=realtime, seed=seed
+    )
+    high_level = build_goal_follower(
+        planner, skill, goals, xy, SequenceConfig(radius, steps_per_goal), seed=seed
+    )
+    report = follow_goals(
+        skill,
+        high_level,
+        env,
+        env_id=env_id,
+        planner=planner,
+        goals=goals,
+        xy_indices=xy,
+        config=config,
+        control_period_s=float(env.unwrapped.dt),
+    )
+    return report, env
+
+
+def _report_text(payload: dict[str, Any]) -> str:
+    lines = [f"{'#':>3} {'goal':>16} {'reached':>8} {'distance':>9} {'steps':>6}"]
+    for index, goal in enumerate(payload["goals"]):
+        distance = goal["final_distance"]
+        lines.append(
+            f"{index + 1:>3} {goal['goal'][0]:>7.2f},{goal['goal'][1]:>7.2f}  "
+            f"{'yes' if goal['reached'] else 'no':>8} "
+            f"{distance if distance is not None else float('nan'):>9.3f} {goal['steps']:>6}"
+        )
+    control, planner = payload["control_latency_ms"], payload["planner_latency_ms"]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines += [
+        f"success rate {payload['success_rate']:.0%} over {len(payload['goals'])} goals, "
+        f"{payload['steps']} steps at {payload['control_period_ms']:g} ms",
+        f"control latency ms  p50 {ms(control['p50'])}  p99 {ms(control['p99'])}  "
+        f"max {ms(control['max'])}",
+        f"planner latency ms  p50 {ms(planner['p50'])}  p99 {ms(planner['p99'])}  "
+        f"max {ms(planner['max'])}",
+        f"deadline misses {payload['deadline_misses']}, faults {payload['faults']}",
+    ]
+    return "\n".join(lines)
+
+
+def _layout_of(env) -> Any:
+    return getattr(env.unwrapped, "layout", None)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from hrl_runtime.follow import parse_goals, plot_follow
+
+    if (args.goals is None) == (args.random_goals is None):
+        raise ConfigError('give exactly one of --goals "x,y;..." or --random-goals N')
+    goals = parse_goals(args.goals) if args.goals is not None else None
+    report, env = _run_follow(
+        skill_ref=args.skill,
+        env_id=args.env,
+        planner=args.planner,
+        goals=goals,
+        random_goals=args.random_goals,
+        seed=args.seed,
+        steps_per_goal=args.max_steps,
+        radius=args.radius,
+        realtime=args.realtime,
+    )
+    payload = report.to_json()
+    if args.plot:
+        payload["plot"] = str(plot_follow(report, args.plot, _layout_of(env), args.radius))
+    _emit(args, payload, _report_text(payload))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import envs
+    from hrl_runtime.follow import plot_follow
+
+    env_id = "hrl/PointMaze-v0"
+    layout = envs.MazeLayout.load("maze")
+    # A tour of the maze's marked goal cells, as waypoints along shortest corridors.
+    waypoints, position = [], layout.start_xy
+    for cell in layout.goal_cells:
+        target = layout.xy_of(cell)
+        waypoints.extend(layout.shortest_path(position, target))
+        position = target
+    report, env = _run_follow(
+        skill_ref="scripted-reach",
+        env_id=env_id,
+        planner="sequence",
+        goals=np.asarray(waypoints),
+        random_goals=None,
+        seed=args.seed,
+        steps_per_goal=1000,
+        radius=0.5,
+        realtime=False,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = report.to_json()
+    payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), 0.5))
+    (out / "demo.json").write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    _emit(args, payload, _report_text(payload) + f"\nwrote {payload['plot']}")
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    ids = envs.env_ids()
+    _emit(args, {"envs": ids}, "\n".join(ids))
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hrl", description="hrl-runtime: hierarchical planning and control for robot learning"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_json(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        return sub
+
+    skills = commands.add_parser("skills", help="list, show and verify skill packages")
+    skill_commands = skills.add_subparsers(dest="skills_command", required=True, metavar="ACTION")
+    with_json(skill_commands.add_parser("list", help="packages on the search path")).set_defaults(
+        func=cmd_skills_list
+    )
+    show = with_json(skill_commands.add_parser("show", help="one package's manifest"))
+    show.add_argument("name", help="NAME or NAME@VERSION")
+    show.set_defaults(func=cmd_skills_show)
+    verify = with_json(skill_commands.add_parser("verify", help="check manifest, hashes, shapes"))
+    verify.add_argument("path", help="package directory")
+    verify.set_defaults(func=cmd_skills_verify)
+
+    follow = with_json(commands.add_parser("follow", help="follow goals with a skill"))
+    follow.add_argument("--skill", required=True, help="skill NAME[@VERSION] or directory")
+    follow.add_argument("--env", required=True, help="environment id (see `hrl envs`)")
+    goals = follow.add_mutually_exclusive_group(required=True)
+    goals.add_argument("--goals", help='goals as "x,y;x,y;..." in metres')
+    goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
+    follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")
+    follow.add_argument("--seed", type=int, default=0, help="seed for goals, reset and planner")
+    follow.add_argument("--max-steps", type=int, default=1000, help="step budget per goal")
+    follow.add_argument("--radius", type=float, default=0.5, help="success radius, metres")
+    follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
+    follow.add_argument("--plot", help="write a PNG of the run here")
+    follow.set_defaults(func=cmd_follow)
+
+    demo = with_json(commands.add_parser("demo", help="the main demo: a tour of the maze"))
+    demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))
+    envs_parser.set_defaults(func=cmd_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hrl`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except HrlError as error:
+        print(f"hrl: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
