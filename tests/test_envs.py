@@ -392,6 +392,13 @@ def test_goal_following_terminates_on_success_and_goal_in_obs() -> None:
     assert info["distance"] <= 0.5 < np.linalg.norm([1.0, 0.0])
 
 
+def test_goal_following_passes_env_checker() -> None:
+    env = GoalFollowing(make_env("hrl/PointMaze-v0"), goal_in_obs=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+
+
 def test_goal_following_samples_valid_seeded_goals() -> None:
     env = GoalFollowing(make_env("hrl/PointMaze-v0"))
     goals = [env.reset(seed=s)[1]["goal"] for s in (3, 3, 4)]
