@@ -56,6 +56,21 @@ class SkillDynamics(ABC):
             ``(B, ds)`` predicted planning states after ``hold_steps`` control steps.
         """
 
+    def export_mlp(self) -> dict[str, Any] | None:
+        """The network as plain arrays for the numba rollout kernels, or None if not an MLP.
+
+        The keys are the arguments of ``kernels.make_mlp_weights``: ``hidden_weights`` and
+        ``hidden_biases`` (lists), ``out_weight``, ``out_bias``, ``in_mean``, ``in_std``,
+        ``out_mean``, ``out_std`` (float32 arrays), ``activation``, ``head``, ``n_components``,
+        ``residual``.
+        """
+        return None
+
+    def torch_module(self) -> Any:
+        """A ``torch.nn.Module`` mapping ``(states (B, ds), commands (B, dc)) -> (B, ds)``, or
+        None when the dynamics is not a torch model."""
+        return None
+
 
 class SkillPrior(ABC):
     """A state-conditioned distribution over commands ``p(z | s)``."""

@@ -6,9 +6,10 @@ import numpy as np
 
 from hrl_runtime.errors import IncompatibleError
 from hrl_runtime.skill import Skill
+from planners.mppi import LatentMPPI, MPPIConfig
 from planners.sequence import GoalSequence, SequenceConfig
 
-PLANNERS = ("sequence",)
+PLANNERS = ("sequence", "mppi")
 
 
 def build_goal_follower(
@@ -18,6 +19,7 @@ def build_goal_follower(
     xy_indices: tuple[int, int],
     config: SequenceConfig,
     seed: int = 0,
+    mppi: MPPIConfig | None = None,
 ) -> GoalSequence:
     """A :class:`GoalSequence` over ``goals: (N, 2)`` whose commands come from planner ``name``.
 
@@ -33,4 +35,21 @@ def build_goal_follower(
                 "(needs the skill's dynamics)"
             )
         return GoalSequence(goals, xy_indices, config)
+    if name == "mppi":
+        dynamics = skill.dynamics
+        if dynamics is None:
+            raise IncompatibleError(
+                f"--planner mppi plans with skill dynamics, and skill {label!r} has none; "
+                "choose a skill that lists a dynamics component (`hrl skills list`)"
+            )
+        missing = [i for i in xy_indices if i not in dynamics.state_indices]
+        if missing:
+            raise IncompatibleError(
+                f"the dynamics of skill {label!r} predicts observation entries "
+                f"{list(dynamics.state_indices)}, not the x-y entries {list(xy_indices)} goals "
+                "refer to; use a skill trained with an x-y dynamics state"
+            )
+        goal_dims = tuple(dynamics.state_indices.index(i) for i in xy_indices)
+        planner = LatentMPPI(skill, mppi or MPPIConfig(seed=seed), goal_dims=goal_dims)
+        return GoalSequence(goals, xy_indices, config, delegate=planner)
     raise IncompatibleError(f"unknown planner {name!r}; choose one of {', '.join(PLANNERS)}")
