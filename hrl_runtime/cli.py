@@ -246,6 +246,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from planners.benchmark import run_benchmark, table_lines
+
+    if args.runs < 1 or args.repeats < 10:
+        raise ConfigError("--runs must be >= 1 and --repeats >= 10")
+    report = run_benchmark(
+        runs=args.runs,
+        repeats=args.repeats,
+        threads=args.threads,
+        sweep=not args.no_sweep,
+        out_dir=Path(args.out),
+        progress=not args.json,
+    )
+    text = "\n".join(table_lines(report)) + f"\nwrote {report['plot']} and {report['table']}"
+    _emit(args, report, text)
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     import envs
 
@@ -296,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    bench = with_json(
+        commands.add_parser("bench", help="planning latency side by side (W1 workload)")
+    )
+    bench.add_argument("--runs", type=int, default=3, help="side-by-side runs (median taken)")
+    bench.add_argument("--repeats", type=int, default=200, help="timed iterations per run")
+    bench.add_argument("--threads", type=int, default=2, help="cores each contender may use")
+    bench.add_argument("--no-sweep", action="store_true", help="skip the K x T sweep")
+    bench.add_argument("--out", default="runs/bench", help="where the table and PNG go")
+    bench.set_defaults(func=cmd_bench)
 
     envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))
     envs_parser.set_defaults(func=cmd_envs)
