@@ -264,6 +264,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_dads(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from skill_library.dads import DADSConfig, DADSTrainer
+
+    config = replace(
+        DADSConfig(),
+        env_id=args.env,
+        latent_dim=args.latent_dim,
+        steps=args.steps,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        off_policy=args.off_policy,
+    )
+    if args.all_dims:
+        config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    _make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
+    command = (
+        "hrl train dads " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "dads"] else ""
+    )
+    trainer = DADSTrainer(config, Path(args.out), command=command)
+    path = trainer.train(resume=args.resume, progress=not args.json)
+    manifest = json.loads((path / "skill.json").read_text())
+    payload = {
+        "package": str(path),
+        "metrics": manifest["metrics"],
+        "plot": str(path / "skills.png"),
+    }
+    metrics = manifest["metrics"]
+    _emit(
+        args,
+        payload,
+        f"wrote {path} ({metrics['steps']} steps, dynamics log-likelihood "
+        f"{metrics['dynamics_log_likelihood']:.3f}, intrinsic reward "
+        f"{metrics['intrinsic_reward']:.3f}, "
+        f"skill distinctness {metrics['skill_distinctness']:.1f})",
+    )
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     import envs
 
@@ -314,6 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    train = commands.add_parser("train", help="train skills")
+    algorithms = train.add_subparsers(dest="algorithm", required=True, metavar="ALGORITHM")
+    dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
+    dads.add_argument("--env", default="hrl/PointArena-v0", help="environment id")
+    dads.add_argument("--latent-dim", type=int, default=2, help="skill dimension dz")
+    dads.add_argument("--steps", type=int, default=100_000, help="policy steps in total")
+    dads.add_argument("--out", required=True, help="package directory (checkpoints inside)")
+    dads.add_argument("--seed", type=int, default=0)
+    dads.add_argument("--name", default="dads-skills", help="package name in the registry")
+    dads.add_argument("--num-envs", type=int, default=16, help="environments side by side")
+    dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
+    dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
+    dads.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    dads.set_defaults(func=cmd_train_dads)
 
     bench = with_json(
         commands.add_parser("bench", help="planning latency side by side (W1 workload)")

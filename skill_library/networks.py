@@ -43,12 +43,29 @@ class Normalizer(nn.Module):
         self.min_std = min_std
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("count", torch.zeros(()))
 
     @torch.no_grad()
     def fit(self, data: torch.Tensor) -> None:
         """Sets mean and std from ``data: (B, dim)``."""
         self.mean.copy_(data.mean(0))
         self.std.copy_(data.std(0).clamp_min(self.min_std))
+        self.count.fill_(len(data))
+
+    @torch.no_grad()
+    def update(self, data: torch.Tensor) -> None:
+        """Merges ``data: (B, dim)`` into running statistics (Chan et al.'s parallel update)."""
+        if self.count == 0:
+            self.fit(data)
+            return
+        n, m = self.count, float(len(data))
+        batch_mean, batch_var = data.mean(0), data.var(0, unbiased=False)
+        delta = batch_mean - self.mean
+        total = n + m
+        variance = (self.std**2 * n + batch_var * m + delta**2 * n * m / total) / total
+        self.mean.add_(delta * m / total)
+        self.std.copy_(variance.sqrt().clamp_min(self.min_std))
+        self.count.fill_(total)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

@@ -1,0 +1,79 @@
+"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+A nested state (dicts, lists, numbers, strings, tensors and numpy arrays, as in torch
+``state_dict`` and optimizer ``state_dict`` objects) is split in two: every array leaf goes to
+``state.safetensors`` under its path, and the structure with references to those keys goes to
+``state.json``. Dict keys keep their type (optimizers index their state by int).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+TENSORS, STRUCTURE = "state.safetensors", "state.json"
+
+
+def _flatten(value: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, torch.Tensor):
+        arrays[path] = value.detach().cpu().numpy()
+        return {"__tensor__": path, "torch": True, "dtype": str(value.dtype)}
+    if isinstance(value, np.ndarray):
+        arrays[path] = value
+        return {"__tensor__": path, "torch": False}
+    if isinstance(value, dict):
+        items = [[k, _flatten(v, f"{path}/{k}", arrays)] for k, v in value.items()]
+        return {"__dict__": items}
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_flatten(v, f"{path}/{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"checkpoint: cannot store {type(value).__name__} at {path or '/'}")
+
+
+def _unflatten(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            array = arrays[value["__tensor__"]]
+            return torch.from_numpy(np.array(array)) if value["torch"] else np.array(array)
+        if "__dict__" in value:
+            return {k: _unflatten(v, arrays) for k, v in value["__dict__"]}
+        if "__list__" in value:
+            return [_unflatten(v, arrays) for v in value["__list__"]]
+    return value
+
+
+def save_checkpoint(directory: Path | str, state: dict[str, Any]) -> Path:
+    """Writes ``state`` atomically (a crash leaves the previous checkpoint intact)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    structure = _flatten(state, "", arrays)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    save_file(arrays, str(directory / f"{TENSORS}.tmp"))
+    (directory / f"{STRUCTURE}.tmp").write_text(json.dumps(structure))
+    os.replace(directory / f"{TENSORS}.tmp", directory / TENSORS)
+    os.replace(directory / f"{STRUCTURE}.tmp", directory / STRUCTURE)
+    return directory
+
+
+def load_checkpoint(directory: Path | str) -> dict[str, Any]:
+    """Reads a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
+    directory = Path(directory)
+    for name in (TENSORS, STRUCTURE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"no checkpoint: {directory / name} is missing")
+    arrays = load_file(str(directory / TENSORS))
+    return _unflatten(json.loads((directory / STRUCTURE).read_text()), arrays)

@@ -1,0 +1,65 @@
+"""DADS losses as pure functions (Sharma et al. 2019, "Dynamics-Aware Unsupervised Discovery of
+Skills"). SAC's losses live in :mod:`skill_library.sac.losses`.
+
+A batch holds ``dyn_obs (B, ds)`` and ``dyn_next_obs (B, ds)`` (the observation entries the
+skill dynamics models, e.g. x-y under the x-y prior), ``skills (B, dz)`` and, optionally,
+``weights (B,)`` (off-DADS importance weights).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from skill_library.networks import SkillDynamicsNet
+
+Batch = dict[str, torch.Tensor]
+
+
+def dynamics_loss(
+    dynamics: SkillDynamicsNet, batch: Batch
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Negative log-likelihood of the skill dynamics, ``-E[log q(s' | s, z)]`` (DADS Eq. 5,
+    the variational lower bound's dynamics term), importance-weighted when ``weights`` is given.
+    """
+    log_prob = dynamics.log_prob(batch["dyn_obs"], batch["skills"], batch["dyn_next_obs"])
+    weights = batch.get("weights")
+    if weights is None:
+        loss = -log_prob.mean()
+    else:
+        loss = -(weights * log_prob).sum() / weights.sum().clamp_min(1e-8)
+    return loss, {"dynamics_loss": loss.item(), "dynamics_log_likelihood": log_prob.mean().item()}
+
+
+def intrinsic_reward(
+    dynamics: SkillDynamicsNet,
+    states: torch.Tensor,
+    next_states: torch.Tensor,
+    skills: torch.Tensor,
+    alternatives: torch.Tensor,
+) -> torch.Tensor:
+    """DADS's intrinsic reward, the sampled approximation of ``I(s'; z | s)``:
+
+    ``r = log q(s' | s, z) - log sum_i q(s' | s, z_i) + log L``, ``z_i ~ p(z)``
+    (DADS, Algorithm 1 line "compute r_z(s, a, s')").
+
+    Args:
+        dynamics: the skill dynamics.
+        states: ``(B, ds)``.
+        next_states: ``(B, ds)``.
+        skills: ``(B, dz)`` the skills that produced the transitions.
+        alternatives: ``(L, dz)`` skills drawn from the prior, shared across the batch.
+
+    Returns:
+        ``(B,)`` rewards.
+    """
+    with torch.no_grad():
+        batch, count = states.shape[0], alternatives.shape[0]
+        log_q = dynamics.log_prob(states, skills, next_states)
+        repeated_states = states.repeat(count, 1)
+        repeated_next = next_states.repeat(count, 1)
+        repeated_skills = alternatives.repeat_interleave(batch, 0)
+        log_alt = dynamics.log_prob(repeated_states, repeated_skills, repeated_next)
+        log_alt = log_alt.view(count, batch)
+        return log_q - (torch.logsumexp(log_alt, 0) - math.log(count))

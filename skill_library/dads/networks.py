@@ -1,0 +1,54 @@
+"""The DADS networks: a skill-conditioned policy, twin critics and the skill dynamics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from skill_library.networks import DynamicsNetConfig, SkillDynamicsNet
+from skill_library.sac import SACConfig, SACLearner
+
+
+@dataclass(frozen=True)
+class DADSNetworkConfig:
+    """Sizes of the DADS networks."""
+
+    policy_hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of pi(a | s, z) and of the critics."""
+    dynamics_hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the skill dynamics q(s' | s, z)."""
+    dynamics_activation: str = "tanh"
+    """Hidden activation of the skill dynamics."""
+    num_experts: int = 4
+    """Mixture components of the skill dynamics."""
+    fixed_variance: bool = True
+    """Unit-variance components (in normalized units), as DADS uses for navigation."""
+
+
+def make_networks(
+    policy_input_dim: int,
+    action_dim: int,
+    dynamics_state_dim: int,
+    latent_dim: int,
+    config: DADSNetworkConfig,
+    sac: SACConfig,
+    seed: int,
+) -> tuple[SACLearner, SkillDynamicsNet]:
+    """The SAC learner over ``[policy features, z]`` and the skill dynamics over the chosen dims."""
+    learner = SACLearner(
+        policy_input_dim + latent_dim,
+        action_dim,
+        SACConfig(**{**sac.__dict__, "hidden": config.policy_hidden}),
+        seed=seed,
+    )
+    dynamics = SkillDynamicsNet(
+        DynamicsNetConfig(
+            state_dim=dynamics_state_dim,
+            command_dim=latent_dim,
+            hidden=config.dynamics_hidden,
+            activation=config.dynamics_activation,
+            num_experts=config.num_experts,
+            fixed_variance=config.fixed_variance,
+            residual=True,
+        )
+    )
+    return learner, dynamics
