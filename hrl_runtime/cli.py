@@ -87,11 +87,11 @@ def cmd_skills_verify(args: argparse.Namespace) -> int:
 
 
 # --- follow -------------------------------------------------------------------------------------
-def _make_env(env_id: str, max_episode_steps: int):
+def _make_env(env_id: str, max_episode_steps: int, render_mode: str | None = None):
     import envs
 
     try:
-        return envs.make_env(env_id, max_episode_steps=max_episode_steps)
+        return envs.make_env(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
@@ -114,6 +114,8 @@ def _run_follow(
     steps_per_goal: int,
     radius: float,
     realtime: bool,
+    record_plans_every: int = 0,
+    video: str | None = None,
 ):
     import envs
     from hrl_runtime.follow import FollowConfig, follow_goals, validate_goals
@@ -127,7 +129,8 @@ def _run_follow(
     n_goals = len(goals) if goals is not None else int(random_goals or 0)
     if n_goals < 1:
         raise ConfigError("--random-goals must be >= 1")
-    env = _make_env(env_id, max_episode_steps=steps_per_goal * n_goals + 1)
+    render_mode = "rgb_array" if video else None
+    env = _make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
     xy = envs.xy_indices(env)
     if xy is None:
         raise IncompatibleError(
@@ -146,6 +149,10 @@ def _run_follow(
     high_level = build_goal_follower(
         planner, skill, goals, xy, SequenceConfig(radius, steps_per_goal), seed=seed
     )
+    frames: list[np.ndarray] = []
+    frame_every = max(1, round(0.04 / float(env.unwrapped.dt))) if video else 0  # 25 fps
+    if video:
+        _check_rendering(env, video)
     report = follow_goals(
         skill,
         high_level,
@@ -156,18 +163,58 @@ def _run_follow(
         xy_indices=xy,
         config=config,
         control_period_s=float(env.unwrapped.dt),
+        record_plans_every=record_plans_every,
+        frame_every=frame_every,
+        frames=frames,
     )
+    if video:
+        _write_video(frames, video, fps=25)
     return report, env
 
 
+def _check_rendering(env, video: str) -> None:
+    suffix = Path(video).suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise ConfigError(f"--video must end in .mp4 or .gif, got {video!r}")
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif"
+            ) from None
+    env.reset(seed=0)
+    try:
+        frame = env.render()
+    except Exception as error:  # GL back ends fail in many ways; report, do not crash
+        raise ConfigError(
+            f"offscreen rendering is unavailable ({type(error).__name__}: {error}); install "
+            "libosmesa6 and set MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa, or drop --video"
+        ) from None
+    if frame is None:
+        raise ConfigError("the environment rendered no frame; drop --video")
+
+
+def _write_video(frames: list[np.ndarray], path: str, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path.lower().endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps)
+
+
 def _report_text(payload: dict[str, Any]) -> str:
-    lines = [f"{'#':>3} {'goal':>16} {'reached':>8} {'distance':>9} {'steps':>6}"]
+    lines = [f"{'#':>3} {'goal':>16} {'reached':>8} {'distance':>9} {'steps':>6} {'norm.dist':>9}"]
     for index, goal in enumerate(payload["goals"]):
         distance = goal["final_distance"]
+        normalized = goal["normalized_distance"]
         lines.append(
             f"{index + 1:>3} {goal['goal'][0]:>7.2f},{goal['goal'][1]:>7.2f}  "
             f"{'yes' if goal['reached'] else 'no':>8} "
-            f"{distance if distance is not None else float('nan'):>9.3f} {goal['steps']:>6}"
+            f"{distance if distance is not None else float('nan'):>9.3f} {goal['steps']:>6} "
+            f"{normalized if normalized is not None else float('nan'):>9.3f}"
         )
     control, planner = payload["control_latency_ms"], payload["planner_latency_ms"]
 
@@ -206,6 +253,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
         steps_per_goal=args.max_steps,
         radius=args.radius,
         realtime=args.realtime,
+        record_plans_every=4 if args.plot else 0,
+        video=args.video,
     )
     payload = report.to_json()
     if args.plot:
@@ -214,33 +263,47 @@ def cmd_follow(args: argparse.Namespace) -> int:
     return 0
 
 
+# A tour of the open arena: far apart, in every direction, ending back near the start.
+DEMO_GOALS = "3.5,3.5;-3.5,3.0;-4.0,-3.5;3.0,-4.0;4.0,0.5;-0.5,0.5"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import envs
-    from hrl_runtime.follow import plot_follow
+    from hrl_runtime.follow import parse_goals, plot_follow
 
-    env_id = "hrl/PointMaze-v0"
-    layout = envs.MazeLayout.load("maze")
-    # A tour of the maze's marked goal cells, as waypoints along shortest corridors.
-    waypoints, position = [], layout.start_xy
-    for cell in layout.goal_cells:
-        target = layout.xy_of(cell)
-        waypoints.extend(layout.shortest_path(position, target))
-        position = target
+    if args.scenario == "dads":
+        # Zero-shot goal following: DADS skills learned without reward, composed by latent MPPI.
+        env_id, skill_ref, planner = "hrl/PointArena-v0", "dads-pointmass", "mppi"
+        goals = parse_goals(DEMO_GOALS)
+    else:
+        # The scripted reach skill touring the maze's goal cells along corridor waypoints.
+        env_id, skill_ref, planner = "hrl/PointMaze-v0", "scripted-reach", "sequence"
+        layout = envs.MazeLayout.load("maze")
+        waypoints, position = [], layout.start_xy
+        for cell in layout.goal_cells:
+            target = layout.xy_of(cell)
+            waypoints.extend(layout.shortest_path(position, target))
+            position = target
+        goals = np.asarray(waypoints)
     report, env = _run_follow(
-        skill_ref="scripted-reach",
+        skill_ref=skill_ref,
         env_id=env_id,
-        planner="sequence",
-        goals=np.asarray(waypoints),
+        planner=planner,
+        goals=goals,
         random_goals=None,
         seed=args.seed,
         steps_per_goal=1000,
         radius=0.5,
         realtime=False,
+        record_plans_every=4,
+        video=args.video,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = report.to_json()
     payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), 0.5))
+    if args.video:
+        payload["video"] = args.video
     (out / "demo.json").write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     _emit(args, payload, _report_text(payload) + f"\nwrote {payload['plot']}")
     return 0
@@ -281,18 +344,11 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
     if args.all_dims:
         config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
     _make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
-    command = (
-        "hrl train dads " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "dads"] else ""
-    )
+    command = "hrl " + shlex.join(args.argv)
     trainer = DADSTrainer(config, Path(args.out), command=command)
-    path = trainer.train(resume=args.resume, progress=not args.json)
-    manifest = json.loads((path / "skill.json").read_text())
-    payload = {
-        "package": str(path),
-        "metrics": manifest["metrics"],
-        "plot": str(path / "skills.png"),
-    }
-    metrics = manifest["metrics"]
+    path = trainer.train(resume=args.resume, progress=not args.json, name=args.name)
+    metrics = json.loads((path / "skill.json").read_text())["metrics"]
+    payload = {"package": str(path), "metrics": metrics, "plot": str(path / "skills.png")}
     _emit(
         args,
         payload,
@@ -348,11 +404,21 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--radius", type=float, default=0.5, help="success radius, metres")
     follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
     follow.add_argument("--plot", help="write a PNG of the run here")
+    follow.add_argument("--video", help="write a video (.mp4 or .gif; needs offscreen GL)")
     follow.set_defaults(func=cmd_follow)
 
-    demo = with_json(commands.add_parser("demo", help="the main demo: a tour of the maze"))
+    demo = with_json(
+        commands.add_parser("demo", help="the main demo: zero-shot goal following with DADS")
+    )
     demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--scenario",
+        choices=("dads", "maze"),
+        default="dads",
+        help="dads: DADS skills + latent MPPI in the arena; maze: scripted reach through the maze",
+    )
+    demo.add_argument("--video", help="also write a video (.mp4 or .gif; needs offscreen GL)")
     demo.set_defaults(func=cmd_demo)
 
     train = commands.add_parser("train", help="train skills")
@@ -389,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hrl`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

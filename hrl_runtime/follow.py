@@ -47,7 +47,7 @@ class FollowReport:
     summary: dict[str, Any]
     loop: LoopResult
     xy_indices: tuple[int, int]
-    plans: list[np.ndarray] = field(default_factory=list)
+    plans: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def trajectory(self) -> np.ndarray:
@@ -64,6 +64,9 @@ class FollowReport:
             "seed": self.seed,
             "goals": self.summary["goals"],
             "success_rate": self.summary["success_rate"],
+            "mean_normalized_distance": _mean_or_none(
+                [g["normalized_distance"] for g in self.summary["goals"]]
+            ),
             "control_period_ms": loop["control_period_ms"],
             "control_latency_ms": loop["control_latency_ms"],
             "planner_latency_ms": loop["planner_latency_ms"],
@@ -73,6 +76,11 @@ class FollowReport:
             "steps": loop["steps"],
             "stop_reason": loop["stop_reason"],
         }
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
 
 
 def parse_goals(text: str) -> np.ndarray:
@@ -149,6 +157,9 @@ def follow_goals(
     xy_indices: tuple[int, int],
     config: FollowConfig,
     control_period_s: float,
+    record_plans_every: int = 0,
+    frame_every: int = 0,
+    frames: list[np.ndarray] | None = None,
 ) -> FollowReport:
     """Runs ``high_level`` (a :class:`~planners.GoalSequence`) and ``skill`` on ``env``.
 
@@ -162,6 +173,10 @@ def follow_goals(
         xy_indices: observation entries holding x-y.
         config: run configuration.
         control_period_s: the control period (the plant's time step).
+        record_plans_every: keep the plan (predicted trajectory and best samples) of every
+            n-th replanning, read after the step so that recording does not count as latency.
+        frame_every: render the plant every n-th step into ``frames`` (0: never).
+        frames: where rendered frames go.
 
     Returns:
         The report with per-goal results and the loop record.
@@ -169,13 +184,32 @@ def follow_goals(
     check_compatible(skill, env, env_id)
     agent = HierarchicalAgent(high_level, skill)
     loop = ControlLoop(LoopConfig(control_period_s=control_period_s, realtime=config.realtime))
-    plans: list[np.ndarray] = []
+    plans: list[dict[str, np.ndarray]] = []
+    replans = [0]
+
+    def record(step: int, action: np.ndarray, obs: np.ndarray) -> None:
+        if record_plans_every and np.isfinite(agent.last_planner_latency_s):
+            if replans[0] % record_plans_every == 0:
+                info = high_level.plan_info()
+                if "trajectory" in info:
+                    plans.append(
+                        {
+                            "trajectory": np.asarray(info["trajectory"]),
+                            "samples": np.asarray(info.get("samples", np.empty((0,)))),
+                            "goal_dims": np.asarray(info.get("goal_dims", (0, 1))),
+                        }
+                    )
+            replans[0] += 1
+        if frame_every and frames is not None and step % frame_every == 0:
+            frames.append(env.render())
+
     result = loop.run(
-        agent, env, max_steps=config.steps_per_goal * len(goals) + 1, seed=config.seed
+        agent,
+        env,
+        max_steps=config.steps_per_goal * len(goals) + 1,
+        seed=config.seed,
+        on_step=record if (record_plans_every or frame_every) else None,
     )
-    info = high_level.plan_info()
-    if "trajectory" in info:
-        plans.append(np.asarray(info["trajectory"]))
     return FollowReport(
         env_id=env_id,
         skill=skill.name or type(skill).__name__,
@@ -202,8 +236,14 @@ def plot_follow(report: FollowReport, path: Path | str, layout: Any = None, radi
         for xmin, ymin, xmax, ymax in layout.wall_boxes():
             ax.add_patch(Rectangle((xmin, ymin), xmax - xmin, ymax - ymin, color="0.35", lw=0))
     trajectory = report.trajectory
-    for plan in report.plans:
-        ax.plot(plan[..., 0].T, plan[..., 1].T, color="tab:orange", alpha=0.15, lw=0.8)
+    for index, plan in enumerate(report.plans):
+        dims = list(plan["goal_dims"])
+        samples = plan["samples"]
+        if samples.ndim == 3 and samples.size:
+            ax.plot(*samples[:, :, dims].transpose(2, 1, 0), color="tab:orange", alpha=0.08, lw=0.6)
+        mean = plan["trajectory"][:, dims]
+        label = "MPPI plans (predicted)" if index == 0 else None
+        ax.plot(mean[:, 0], mean[:, 1], color="tab:red", alpha=0.5, lw=0.9, label=label)
     ax.plot(trajectory[:, 0], trajectory[:, 1], color="tab:blue", lw=1.6, label="trajectory")
     ax.plot(*trajectory[0], "ks", ms=7, label="start")
     for index, (goal, record) in enumerate(zip(report.goals, report.summary["goals"], strict=True)):

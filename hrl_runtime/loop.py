@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -167,6 +168,7 @@ class ControlLoop:
         seed: int | None = None,
         reset_options: dict | None = None,
         keep_infos: bool = False,
+        on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     ) -> LoopResult:
         """Resets the plant and the agent, then runs until the agent is done or a limit is hit.
 
@@ -177,6 +179,8 @@ class ControlLoop:
             seed: seed for the plant's reset.
             reset_options: passed to the plant's reset.
             keep_infos: keep every step's info dict in the result.
+            on_step: called as ``on_step(step, action, next_obs)`` after each plant step, outside
+                the timed control path (for recording and display).
 
         Returns:
             The recorded run.
@@ -259,6 +263,8 @@ class ControlLoop:
             rewards[step] = reward
             if keep_infos:
                 infos.append(info)
+            if on_step is not None:
+                on_step(step, action, obs)
             steps = step + 1
             if terminated or truncated or agent.done:
                 stop_reason = "terminated" if terminated else "truncated" if truncated else "done"

@@ -69,6 +69,12 @@ def test_follow_explicit_goals_writes_a_plot(capsys, tmp_path):
          "reads observations of shape (4,)"),
         (["--skill", "scripted-reach", "--env", "hrl/PointArena-v0", "--random-goals", "0"],
          "--random-goals must be >= 1"),
+        (["--skill", "dads-pointmass", "--env", "hrl/PointArena-v0", "--goals", "1,1"],
+         "takes latent commands"),
+        (["--skill", "scripted-reach", "--env", "hrl/PointArena-v0", "--goals", "1,1",
+          "--planner", "warp"], "unknown planner 'warp'"),
+        (["--skill", "scripted-reach", "--env", "hrl/PointArena-v0", "--goals", "1,1",
+          "--video", "out.avi"], "--video must end in .mp4 or .gif"),
     ],
 )  # fmt: skip
 def test_bad_input_gives_one_line_and_status_2(capsys, argv, message):
@@ -105,11 +111,42 @@ def test_verify_refuses_a_tampered_package(capsys, tmp_path):
     assert "dynamics.safetensors" in err and "SHA-256 mismatch" in err
 
 
-def test_demo_writes_its_png(capsys, tmp_path):
+def test_demo_follows_goals_zero_shot_with_dads_and_mppi(capsys, tmp_path):
     report = run_json(capsys, "demo", "--out", str(tmp_path))
+    assert report["skill"] == "dads-pointmass" and report["planner"] == "mppi"
     assert report["success_rate"] == 1.0
+    assert report["planner_latency_ms"]["count"] > 50
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "demo.json").read_text())["success_rate"] == 1.0
+
+
+def test_maze_demo_tours_the_maze(capsys, tmp_path):
+    report = run_json(capsys, "demo", "--scenario", "maze", "--out", str(tmp_path))
+    assert report["skill"] == "scripted-reach" and report["success_rate"] == 1.0
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_follow_with_dads_skills_and_mppi(capsys):
+    report = run_json(
+        capsys, "follow", "--skill", "dads-pointmass", "--planner", "mppi",
+        "--env", "hrl/PointArena-v0", "--random-goals", "3", "--seed", "5",
+    )  # fmt: skip
+    assert report["success_rate"] == 1.0
+    assert all(g["normalized_distance"] < 1.0 for g in report["goals"])
+
+
+def test_train_dads_command_writes_a_loadable_package(capsys, tmp_path):
+    from hrl_runtime.registry import load_package
+
+    out = tmp_path / "tiny"
+    report = run_json(
+        capsys, "train", "dads", "--steps", "320", "--num-envs", "4", "--out", str(out),
+        "--name", "tiny-dads",
+    )  # fmt: skip
+    assert report["metrics"]["steps"] == 360  # whole iterations of 4 envs x 30 steps
+    skill = load_package(out)
+    assert skill.name == "tiny-dads" and skill.dynamics is not None
+    assert (out / "checkpoint" / "state.safetensors").exists()
 
 
 def test_console_script_help():

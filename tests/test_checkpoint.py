@@ -1,0 +1,39 @@
+"""Checkpoints round-trip nested training state without pickle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from skill_library.checkpoint import load_checkpoint, save_checkpoint
+
+
+def test_optimizer_and_module_state_round_trip(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": np.random.default_rng(5).bit_generator.state,
+        "history": [{"loss": 1.5}, {"loss": 0.5}],
+        "array": np.arange(6.0).reshape(2, 3),
+        "none": None,
+    }
+    save_checkpoint(tmp_path, state)
+    loaded = load_checkpoint(tmp_path)
+    restored = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
+    restored.load_state_dict(loaded["optimizer"])  # int keys and tensors survive
+    assert set(loaded["optimizer"]["state"]) == {0, 1}
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded["model"][key], value)
+    generator = np.random.default_rng()
+    generator.bit_generator.state = loaded["rng"]
+    assert generator.integers(1 << 30) == np.random.default_rng(5).integers(1 << 30)
+    np.testing.assert_array_equal(loaded["array"], state["array"])
+    assert loaded["history"] == state["history"] and loaded["none"] is None
+    json.loads((tmp_path / "state.json").read_text())  # the structure is plain JSON
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
