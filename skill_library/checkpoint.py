@@ -23,10 +23,10 @@ TENSORS, STRUCTURE = "state.safetensors", "state.json"
 def _flatten(value: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, torch.Tensor):
         arrays[path] = value.detach().cpu().numpy()
-        return {"__tensor__": path, "torch": True, "dtype": str(value.dtype)}
+        return {"__tensor__": path, "torch": True, "shape": list(value.shape)}
     if isinstance(value, np.ndarray):
         arrays[path] = value
-        return {"__tensor__": path, "torch": False}
+        return {"__tensor__": path, "torch": False, "shape": list(value.shape)}
     if isinstance(value, dict):
         items = [[k, _flatten(v, f"{path}/{k}", arrays)] for k, v in value.items()]
         return {"__dict__": items}
@@ -42,8 +42,9 @@ def _flatten(value: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
 def _unflatten(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, dict):
         if "__tensor__" in value:
-            array = arrays[value["__tensor__"]]
-            return torch.from_numpy(np.array(array)) if value["torch"] else np.array(array)
+            # safetensors stores 0-d arrays as 1-d: restore the recorded shape.
+            array = np.array(arrays[value["__tensor__"]]).reshape(value["shape"])
+            return torch.from_numpy(array) if value["torch"] else array
         if "__dict__" in value:
             return {k: _unflatten(v, arrays) for k, v in value["__dict__"]}
         if "__list__" in value:

@@ -22,6 +22,7 @@ def test_optimizer_and_module_state_round_trip(tmp_path):
         "history": [{"loss": 1.5}, {"loss": 0.5}],
         "array": np.arange(6.0).reshape(2, 3),
         "none": None,
+        "scalar": torch.tensor(2.5),
     }
     save_checkpoint(tmp_path, state)
     loaded = load_checkpoint(tmp_path)
@@ -35,5 +36,6 @@ def test_optimizer_and_module_state_round_trip(tmp_path):
     assert generator.integers(1 << 30) == np.random.default_rng(5).integers(1 << 30)
     np.testing.assert_array_equal(loaded["array"], state["array"])
     assert loaded["history"] == state["history"] and loaded["none"] is None
+    assert loaded["scalar"].shape == () and loaded["scalar"].item() == 2.5
     json.loads((tmp_path / "state.json").read_text())  # the structure is plain JSON
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))

@@ -153,3 +153,24 @@ def test_off_policy_variant_runs_with_finite_importance_weights(tmp_path):
         metrics = trainer.iterate()
     assert len(trainer.replay) == 240
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def test_shipped_dads_dynamics_rolls_out_the_same_in_the_kernels_and_in_torch():
+    from hrl_runtime import SkillRegistry
+    from planners import LatentMPPI, MPPIConfig
+
+    skill = SkillRegistry().load("dads-pointmass")
+    planners = {
+        backend: LatentMPPI(
+            skill, MPPIConfig(num_samples=256, horizon=10, backend=backend, seed=2), (0, 1)
+        )
+        for backend in ("numba", "torch")
+    }
+    for planner in planners.values():
+        planner.reset(np.array([1.0, -2.0, 0.3, 0.0], np.float32))
+        planner.set_goal(np.array([-3.0, 2.0], np.float32))
+        planner.optimize()
+    np.testing.assert_allclose(
+        planners["numba"].states, planners["torch"].states, rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(planners["numba"].mean, planners["torch"].mean, atol=1e-3)
