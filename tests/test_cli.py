@@ -155,3 +155,14 @@ def test_console_script_help():
     assert result.returncode == 0
     for command in ("skills", "follow", "demo"):
         assert command in result.stdout
+
+
+def test_the_readme_python_example_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Quick start: the Python API", 1)[1].split("```python", 1)[1]
+    code = block.split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["high_level"].summary()["success_rate"] == 1.0
