@@ -449,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))
     envs_parser.set_defaults(func=cmd_envs)
+
+    from hrl_runtime import cli_runtime
+
+    cli_runtime.add_commands(commands, with_json)
     return parser
 
 
