@@ -4,19 +4,31 @@ Importing this package registers ``hrl/PointArena-v0`` and ``hrl/PointMaze-v0`` 
 Make every environment through :func:`make_env`.
 """
 
+from envs.collect import CollectConfig, WaypointFollower, collect_dataset
+from envs.datasets import DatasetError, TrajectoryDataset, load_dataset
 from envs.goals import GoalFollowing, GoalSpace
 from envs.layout import MazeLayout
 from envs.point_mass import PointMassConfig, PointMassEnv
 from envs.registration import env_ids, goal_space, make_env, xy_indices
+from envs.tasks import FixedGoal, bfs_cell_distances, farthest_cell
 
 __all__ = [
+    "CollectConfig",
+    "DatasetError",
+    "FixedGoal",
     "GoalFollowing",
     "GoalSpace",
     "MazeLayout",
     "PointMassConfig",
     "PointMassEnv",
+    "TrajectoryDataset",
+    "WaypointFollower",
+    "bfs_cell_distances",
+    "collect_dataset",
     "env_ids",
+    "farthest_cell",
     "goal_space",
+    "load_dataset",
     "make_env",
     "xy_indices",
 ]

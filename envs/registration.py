@@ -18,6 +18,7 @@ from envs.goals import GoalSpace
 
 POINT_ARENA_ID = "hrl/PointArena-v0"
 POINT_MAZE_ID = "hrl/PointMaze-v0"
+POINT_MAZE_FAR_ID = "hrl/PointMazeFar-v0"
 ANT_ID = "Ant-v5"
 DM_CONTROL_PREFIX = "dm_control/"
 
@@ -27,9 +28,15 @@ _OUR_ENVS: dict[str, tuple[str, int]] = {
     POINT_MAZE_ID: ("maze", 2000),
 }
 
+_TASK_ENVS: dict[str, tuple[str, int]] = {
+    # id: (entry point, max_episode_steps)
+    POINT_MAZE_FAR_ID: ("envs.tasks:make_point_maze_far", 3000),
+}
+
 _SUPPORTED_IDS: tuple[str, ...] = (
     POINT_ARENA_ID,
     POINT_MAZE_ID,
+    POINT_MAZE_FAR_ID,
     ANT_ID,
     "dm_control/point_mass-easy-v0",
     "dm_control/reacher-easy-v0",
@@ -46,6 +53,9 @@ def _register() -> None:
                 kwargs={"layout": layout},
                 max_episode_steps=max_steps,
             )
+    for env_id, (entry_point, max_steps) in _TASK_ENVS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps)
 
 
 _register()
@@ -208,7 +218,7 @@ def make_env(
     if render_mode is not None:
         make_kwargs["render_mode"] = render_mode
 
-    if env_id in _OUR_ENVS:
+    if env_id in _OUR_ENVS or env_id in _TASK_ENVS:
         return gymnasium.make(env_id, **make_kwargs)
 
     if env_id == ANT_ID:

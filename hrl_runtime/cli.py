@@ -437,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     dads.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     dads.set_defaults(func=cmd_train_dads)
 
+    from hrl_runtime import cli_learning
+
+    cli_learning.add_train_commands(algorithms, with_json)
+    cli_learning.add_commands(commands, with_json)
+
     bench = with_json(
         commands.add_parser("bench", help="planning latency side by side (W1 workload)")
     )
