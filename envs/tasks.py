@@ -147,12 +147,17 @@ def make_point_maze_far(
         config: Physical constants of the point mass.
         render_mode: ``None`` or ``"rgb_array"``.
 
+    The goal is the layout's marked ``G`` cell (in the shipped maze: the bottom-left room, 11 m
+    from the start in a straight line but 30 cells of corridor away, through the other three
+    rooms), or the free cell farthest from ``S`` when the layout marks none.
+
     Returns:
         The point mass with a sparse, terminating, fixed far goal; exposes ``xy_indices``,
         ``goal_space`` and ``goal``.
     """
     env = PointMassEnv(layout, config=config, render_mode=render_mode)
-    goal = env.layout.xy_of(farthest_cell(env.layout))
+    cells = env.layout.goal_cells
+    goal = env.layout.xy_of(cells[0] if cells else farthest_cell(env.layout))
     task = GoalFollowing(
         env,
         success_radius=FAR_GOAL_SUCCESS_RADIUS,

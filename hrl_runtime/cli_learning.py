@@ -203,6 +203,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare_spirl(args: argparse.Namespace) -> int:
+    from planners.spirl_compare import run_comparison
+
+    if args.steps < 1 or not args.seeds:
+        raise ConfigError("--steps must be >= 1 and --seeds needs at least one seed")
+    _load_skill(args.skill)  # refuse a missing or broken skill before spawning runs
+    report = run_comparison(
+        args.skill, args.env, args.steps, args.seeds, Path(args.out), jobs=args.jobs,
+        progress=not args.json,
+    )  # fmt: skip
+    lines = [f"{'method':12} {'final success per seed':28} mean"]
+    for method, row in report["methods"].items():
+        per_seed = ", ".join(f"{v:.2f}" for v in row["final_success_rate_per_seed"])
+        lines.append(f"{method:12} {per_seed:28} {row['final_success_rate_mean']:.2f}")
+    lines.append(f"wrote {report['csv']} and {report['plot']}")
+    _emit(args, report, "\n".join(lines))
+    return 0
+
+
 def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl train spirl-skills`` and ``hrl train spirl``."""
     skills = with_json(algorithms.add_parser("spirl-skills", help="SPiRL skills and prior"))
@@ -250,3 +269,14 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--skill", help="override the skill the policy names")
     evaluate.set_defaults(func=cmd_eval)
+
+    compare = commands.add_parser("compare", help="comparisons that write curves")
+    targets = compare.add_subparsers(dest="target", required=True, metavar="TARGET")
+    spirl = with_json(targets.add_parser("spirl", help="SPiRL vs skill-space SAC vs flat SAC"))
+    spirl.add_argument("--skill", default="spirl-maze", help="skill with a prior")
+    spirl.add_argument("--env", default="hrl/PointMazeFar-v0")
+    spirl.add_argument("--steps", type=int, default=300_000, help="control steps per run")
+    spirl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    spirl.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    spirl.add_argument("--out", default="runs/spirl-compare")
+    spirl.set_defaults(func=cmd_compare_spirl)

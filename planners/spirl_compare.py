@@ -1,0 +1,162 @@
+"""The downstream comparison: SPiRL vs SAC in skill space without the prior vs flat SAC on raw
+actions, same control-step budget, several seeds; learning curves as CSV and PNG.
+
+Each (method, seed) run is its own process (``python -m planners.spirl_compare``), so runs can
+go side by side on separate cores with pinned thread pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("spirl", "skill_sac", "flat_sac")
+
+
+def run_one(method: str, seed: int, skill_ref: str, env_id: str, steps: int, eval_every: int):
+    """One training run in this process; returns its learning curve."""
+    import torch
+
+    torch.set_num_threads(1)
+    from hrl_runtime.registry import SkillRegistry
+    from planners.spirl import SPiRLConfig, SPiRLTrainer
+
+    skill = None if method == "flat_sac" else SkillRegistry().load(skill_ref)
+    config = SPiRLConfig(
+        env_steps=steps, method=method, seed=seed, eval_every=eval_every, eval_episodes=5
+    )
+    trainer = SPiRLTrainer(skill, env_id, config)
+    curve = trainer.train(progress=False)
+    return {"method": method, "seed": seed, "curve": curve, "seconds": trainer.seconds}
+
+
+def run_comparison(
+    skill_ref: str,
+    env_id: str,
+    steps: int,
+    seeds: list[int],
+    out_dir: Path,
+    jobs: int = 2,
+    eval_every: int = 30_000,
+    methods: tuple[str, ...] = METHODS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Runs every (method, seed) and writes ``curves.csv``, ``curves.png`` and ``summary.json``."""
+    from tqdm import tqdm
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    runs = [(m, s) for s in seeds for m in methods]
+
+    def spawn(run: tuple[str, int]) -> dict[str, Any]:
+        method, seed = run
+        command = [
+            sys.executable, "-m", "planners.spirl_compare", "--method", method, "--seed", str(seed),
+            "--skill", skill_ref, "--env", env_id, "--steps", str(steps),
+            "--eval-every", str(eval_every),
+        ]  # fmt: skip
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"run {method} seed {seed} failed:\n{result.stderr[-2000:]}")
+        return json.loads(result.stdout)
+
+    started = time.perf_counter()
+    results = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for result in tqdm(
+            pool.map(spawn, runs), total=len(runs), disable=not progress, file=sys.stderr
+        ):
+            results.append(result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "curves.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "seed", "env_steps", "success_rate", "mean_return"])
+        for result in results:
+            for point in result["curve"]:
+                writer.writerow(
+                    [result["method"], result["seed"], point["env_steps"], point["success_rate"],
+                     point["mean_return"]]
+                )  # fmt: skip
+    summary = {
+        method: {
+            "final_success_rate_per_seed": [
+                r["curve"][-1]["success_rate"] for r in results if r["method"] == method
+            ],
+            "seconds_per_run": float(
+                np.mean([r["seconds"] for r in results if r["method"] == method])
+            ),
+        }
+        for method in methods
+    }
+    for row in summary.values():
+        row["final_success_rate_mean"] = float(np.mean(row["final_success_rate_per_seed"]))
+    report = {
+        "skill": skill_ref,
+        "env": env_id,
+        "env_steps": steps,
+        "seeds": seeds,
+        "methods": summary,
+        "csv": str(out_dir / "curves.csv"),
+        "plot": str(plot_curves(results, out_dir / "curves.png", env_id)),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def plot_curves(results: list[dict[str, Any]], path: Path, env_id: str) -> Path:
+    """Success rate against control steps: mean over seeds, with the spread shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"spirl": "SPiRL (prior)", "skill_sac": "SAC in skill space", "flat_sac": "flat SAC"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for method in METHODS:
+        runs = [r["curve"] for r in results if r["method"] == method]
+        if not runs:
+            continue
+        length = min(len(c) for c in runs)
+        x = np.array([c[i]["env_steps"] for i in range(length) for c in runs[:1]])
+        y = np.array([[c[i]["success_rate"] for i in range(length)] for c in runs])
+        ax.plot(x, y.mean(0), label=labels[method], lw=2)
+        ax.fill_between(x, y.min(0), y.max(0), alpha=0.2)
+    ax.set_xlabel("environment control steps")
+    ax.set_ylabel("success rate (deterministic policy)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"{env_id}: sparse reward, {len(results) // len(METHODS)} seeds", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="one comparison run (see `hrl compare spirl`)")
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--skill", required=True)
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--eval-every", type=int, default=30_000)
+    args = parser.parse_args(argv)
+    print(
+        json.dumps(
+            run_one(args.method, args.seed, args.skill, args.env, args.steps, args.eval_every)
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
