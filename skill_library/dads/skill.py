@@ -11,6 +11,7 @@ from gymnasium.spaces import Box
 
 from hrl_runtime.skill import PackageContents, Skill
 from skill_library.dynamics import LearnedDynamics
+from skill_library.hold import ActionHold
 from skill_library.sac.networks import TanhGaussianPolicy
 
 
@@ -63,13 +64,10 @@ class DADSSkill(Skill):
         )
         self._low = np.asarray(action_space.low, np.float32)
         self._high = np.asarray(action_space.high, np.float32)
-        self._tick = 0
-        self._action = np.zeros(action_space.shape, np.float32)
-        self._command = np.full(config.latent_dim, np.nan, np.float32)
+        self._hold = ActionHold(action_space.shape, config.latent_dim, config.action_repeat)
 
     def reset(self) -> None:
-        self._tick = 0
-        self._command[:] = np.nan
+        self._hold.reset()
 
     def policy_mode(self, obs: np.ndarray, commands: np.ndarray) -> np.ndarray:
         """``tanh(mu(x))`` for ``obs: (B, do)`` and ``commands: (B, dz)`` -> ``(B, da)``."""
@@ -80,16 +78,10 @@ class DADSSkill(Skill):
 
     def act(self, obs: np.ndarray, command: np.ndarray) -> np.ndarray:
         command = np.asarray(command, np.float32)
-        # Zero-order hold at the policy's rate; a new command takes effect at once.
-        if self._tick % self.config.action_repeat == 0 or not np.array_equal(
-            command, self._command
-        ):
+        if self._hold.due(command):
             action = self.policy_mode(np.asarray(obs)[None], command[None])[0]
-            self._action[:] = np.clip(action, self._low, self._high)
-            self._command[:] = command
-            self._tick = 0
-        self._tick += 1
-        return self._action.copy()
+            self._hold.hold(np.clip(action, self._low, self._high))
+        return self._hold.current()
 
     def act_batch(self, obs: np.ndarray, commands: np.ndarray) -> np.ndarray:
         actions = self.policy_mode(obs, np.asarray(commands, np.float32))

@@ -10,6 +10,7 @@ import torch
 from gymnasium.spaces import Box
 
 from hrl_runtime.skill import PackageContents, Skill, SkillPrior
+from skill_library.hold import ActionHold
 from skill_library.spirl.networks import SkillModel, SkillModelConfig
 
 
@@ -70,13 +71,10 @@ class SPiRLSkill(Skill):
         self.command_bound = float(command_bound)
         self._low = np.asarray(action_space.low, np.float32)
         self._high = np.asarray(action_space.high, np.float32)
-        self._tick = 0
-        self._action = np.zeros(action_space.shape, np.float32)
-        self._command = np.full(dz, np.nan, np.float32)
+        self._hold = ActionHold(action_space.shape, dz, action_repeat)
 
     def reset(self) -> None:
-        self._tick = 0
-        self._command[:] = np.nan
+        self._hold.reset()
 
     @torch.no_grad()
     def _decode(self, obs: np.ndarray, command: np.ndarray, step: int) -> np.ndarray:
@@ -87,14 +85,10 @@ class SPiRLSkill(Skill):
 
     def act(self, obs: np.ndarray, command: np.ndarray) -> np.ndarray:
         command = np.asarray(command, np.float32)
-        if not np.array_equal(command, self._command):
-            self._command[:] = command
-            self._tick = 0
-        if self._tick % self.action_repeat == 0:
-            step = (self._tick // self.action_repeat) % self.model.config.horizon
-            self._action[:] = self._decode(np.asarray(obs)[None], command[None], step)[0]
-        self._tick += 1
-        return self._action.copy()
+        if self._hold.due(command):
+            step = self._hold.policy_step % self.model.config.horizon
+            self._hold.hold(self._decode(np.asarray(obs)[None], command[None], step)[0])
+        return self._hold.current()
 
     def act_batch(self, obs: np.ndarray, commands: np.ndarray) -> np.ndarray:
         return self._decode(np.asarray(obs), np.asarray(commands, np.float32), 0)
