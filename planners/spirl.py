@@ -245,7 +245,8 @@ class SPiRLTrainer:
             repeat = skill.hold_steps
         self.repeat = repeat
         self.rollout = _SkillEnv(self.env, None if config.method == "flat_sac" else skill, repeat)
-        self.evaluator = _SkillEnv(self.eval_env, copy.copy(skill) if skill else None, repeat)
+        # The evaluator gets its own skill copy: a skill holds its action between ticks.
+        self.evaluator = _SkillEnv(self.eval_env, copy.deepcopy(skill) if skill else None, repeat)
         self.policy = TanhGaussianPolicy(obs_dim, command_dim, config.hidden)
         self.critic = TwinQ(obs_dim, command_dim, config.hidden)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
