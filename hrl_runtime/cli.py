@@ -7,6 +7,7 @@ stdout. Input errors print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import shlex
@@ -311,6 +312,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "loop":
+        from hrl_runtime.cli_runtime import cmd_bench_loop
+
+        return cmd_bench_loop(args)
     from planners.benchmark import run_benchmark, table_lines
 
     if args.runs < 1 or args.repeats < 10:
@@ -441,10 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_learning.add_train_commands(algorithms, with_json)
     cli_learning.add_commands(commands, with_json)
+    if importlib.util.find_spec("hrl_runtime.cli_am") is not None:
+        from hrl_runtime import cli_am
+
+        cli_am.add_train_commands(algorithms, with_json)
+        cli_am.add_commands(commands, with_json)
 
     bench = with_json(
         commands.add_parser("bench", help="planning latency side by side (W1 workload)")
     )
+    bench.add_argument(
+        "target",
+        nargs="?",
+        choices=("planner", "loop"),
+        default="planner",
+        help="planner (default): planning latency; loop: the async control loop at 100 Hz",
+    )
+    bench.add_argument("--steps", type=int, default=10_000, help="loop: control ticks")
     bench.add_argument("--runs", type=int, default=3, help="side-by-side runs (median taken)")
     bench.add_argument("--repeats", type=int, default=200, help="timed iterations per run")
     bench.add_argument("--threads", type=int, default=2, help="cores each contender may use")
