@@ -232,9 +232,18 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def _check_not_pickle(path: Path) -> None:
+    """Refuses pickles and ``torch.save`` archives by their header, without opening them.
+
+    A safetensors file starts with its header length (u64, little endian) and then ``{``; that
+    layout is accepted first, since a length such as 640 (``80 02 ...``) looks like a pickle's
+    protocol marker.
+    """
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head[:2] in _PICKLE_MAGIC or head == _ZIP_MAGIC:
+        head = handle.read(9)
+    size = path.stat().st_size
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
+        return
+    if head[:2] in _PICKLE_MAGIC or head[:4] == _ZIP_MAGIC:
         raise PackageError(
             path,
             "is a Python pickle (or a torch.save archive), not safetensors; it was not opened "
