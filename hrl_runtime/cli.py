@@ -7,7 +7,6 @@ stdout. Input errors print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import shlex
@@ -446,11 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_learning.add_train_commands(algorithms, with_json)
     cli_learning.add_commands(commands, with_json)
-    if importlib.util.find_spec("hrl_runtime.cli_am") is not None:
-        from hrl_runtime import cli_am
+    from hrl_runtime import cli_am
 
-        cli_am.add_train_commands(algorithms, with_json)
-        cli_am.add_commands(commands, with_json)
+    cli_am.add_train_commands(algorithms, with_json)
+    cli_am.add_commands(commands, with_json)
 
     bench = with_json(
         commands.add_parser("bench", help="planning latency side by side (W1 workload)")

@@ -9,7 +9,7 @@ from hrl_runtime.skill import Skill
 from planners.mppi import LatentMPPI, MPPIConfig
 from planners.sequence import GoalSequence, SequenceConfig
 
-PLANNERS = ("sequence", "mppi")
+PLANNERS = ("sequence", "mppi", "chaining")
 
 
 def build_goal_follower(
@@ -52,4 +52,10 @@ def build_goal_follower(
         goal_dims = tuple(dynamics.state_indices.index(i) for i in xy_indices)
         planner = LatentMPPI(skill, mppi or MPPIConfig(seed=seed), goal_dims=goal_dims)
         return GoalSequence(goals, xy_indices, config, delegate=planner)
+    if name == "chaining":
+        from planners.chaining import SubgoalChaining
+
+        return GoalSequence(
+            goals, xy_indices, config, delegate=SubgoalChaining(skill, xy_indices=xy_indices)
+        )
     raise IncompatibleError(f"unknown planner {name!r}; choose one of {', '.join(PLANNERS)}")

@@ -1,0 +1,123 @@
+"""CLI commands for Actionable Models: ``hrl train am`` and ``hrl compare am`` (registered by
+:mod:`hrl_runtime.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from hrl_runtime.errors import ConfigError
+
+WithJson = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+
+
+def cmd_train_am(args: argparse.Namespace) -> int:
+    from hrl_runtime.cli import _emit
+    from hrl_runtime.cli_learning import _load_dataset
+    from skill_library.actionable import ActionableConfig, train_actionable
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    dataset = _load_dataset(args.dataset)
+    config = replace(
+        ActionableConfig(),
+        steps=args.steps,
+        seed=args.seed,
+        chaining=not args.no_chaining,
+        negatives=not args.no_negatives,
+    )
+    path = train_actionable(
+        dataset,
+        config,
+        Path(args.out),
+        name=args.name,
+        command="hrl " + shlex.join(args.argv),
+        resume=args.resume,
+        progress=not args.json,
+    )
+    metrics = json.loads((path / "skill.json").read_text())["metrics"]
+    _emit(
+        args,
+        {"package": str(path), "metrics": metrics},
+        f"wrote {path} ({metrics['steps']} steps in {metrics['wall_seconds_this_session']} s, "
+        f"TD loss {metrics['td_loss']:.4f}, mean Q of data actions {metrics['q_data']:.3f})",
+    )
+    return 0
+
+
+def cmd_compare_am(args: argparse.Namespace) -> int:
+    from planners.am_eval import EvalConfig, markdown_table, run_variants
+
+    from hrl_runtime.cli import _emit
+
+    if not args.seeds or args.goals < 1 or args.max_steps < 1:
+        raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
+    variants = {}
+    for item in args.variant:
+        label, sep, ref = item.partition("=")
+        if not sep or not label or not ref:
+            raise ConfigError(f"--variant must be LABEL=SKILL, got {item!r}")
+        variants[label] = ref
+    config = EvalConfig(
+        env_id=args.env,
+        goals_per_seed=args.goals,
+        min_cells=args.min_cells,
+        max_steps=args.max_steps,
+        planners=tuple(args.planners),
+    )
+    report = run_variants(variants, args.seeds, config, Path(args.out), progress=not args.json)
+    _emit(args, report, "\n".join(markdown_table(report)) + f"\nwrote {report['csv']}")
+    return 0
+
+
+def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
+    """``hrl train am``."""
+    am = with_json(
+        algorithms.add_parser("am", help="Actionable Models goal-reaching skill from offline data")
+    )
+    am.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
+    am.add_argument("--out", required=True, help="package directory (checkpoints inside)")
+    am.add_argument("--name", default="am-skill", help="package name in the registry")
+    am.add_argument("--steps", type=int, default=12_000, help="gradient steps")
+    am.add_argument("--seed", type=int, default=0)
+    am.add_argument("--no-chaining", action="store_true", help="hindsight goals only")
+    am.add_argument("--no-negatives", action="store_true", help="no conservative negatives")
+    am.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    am.set_defaults(func=cmd_train_am)
+
+
+def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
+    """``hrl compare am``: far goals, several skills (variants) and planners, several seeds."""
+    compare = _compare_parser(commands)
+    am = with_json(compare.add_parser("am", help="Actionable Models variants on far goals"))
+    am.add_argument(
+        "--variant",
+        action="append",
+        required=True,
+        help="LABEL=SKILL (name or directory); repeat for each variant",
+    )
+    am.add_argument("--env", default="hrl/PointMaze-v0", help="environment id")
+    am.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
+    am.add_argument("--goals", type=int, default=10, help="far goals per seed")
+    am.add_argument("--min-cells", type=int, default=15, help="BFS distance of a far goal")
+    am.add_argument("--max-steps", type=int, default=2000, help="control steps per goal")
+    am.add_argument(
+        "--planners", nargs="+", default=["chaining", "sequence"], help="high levels to compare"
+    )
+    am.add_argument("--out", default="runs/am-compare", help="CSV and JSON go here")
+    am.set_defaults(func=cmd_compare_am)
+
+
+def _compare_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ``compare`` command's sub-parsers (made here if no other module made it)."""
+    parser = commands.choices.get("compare")
+    if parser is None:
+        parser = commands.add_parser("compare", help="side-by-side evaluations")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest="compare_target", required=True, metavar="TARGET")

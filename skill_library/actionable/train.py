@@ -1,0 +1,455 @@
+"""Actionable Models training from offline trajectories; the only optimizer step in
+``actionable/``.
+
+Each batch mixes two goal relabellings of dataset transitions ``(s_t, a_t, s_{t+1})``:
+
+- hindsight: the goal is the x-y at the end of a random sub-trajectory ``s_t .. s_{t+k}`` of the
+  same episode; reward 1 when ``s_{t+1}`` is within ``success_radius`` of it (the episode ends);
+- goal chaining (Sec. 3.3 of the paper): the goal is the x-y of a state of any trajectory (half
+  of them near ``s_t``, where walls matter); there is rarely a reward, and the target
+  ``gamma max_a' Q(s', a', g)`` carries reachability from the other trajectories that do reach
+  ``g`` back into this one.
+
+Conservative negatives are uniform actions at least ``negative_min_distance`` from the data
+action. ``max_a' Q_target(s', a', g)`` is taken over actions *in the data's support*: the
+actions of the ``target_neighbors`` dataset states nearest to ``s'`` (position and velocity),
+which include the data's own next action; they come from other trajectories too, so the max
+still stitches trajectories together. The paper maximizes over all actions and relies on the
+negatives to keep unseen ones low (survey notes, "ACTIONABLE MODELS - SETUP"). With a sampled max
+over uniform actions and the 8 full-actuation directions (and gamma 0.98), V(s, g) on the maze
+data plateaued near 0.4 for goals 20+ cells away, so far goals were not ranked; with the
+in-support max and gamma 0.96 it falls to 0.04-0.1 there. Neither separates a goal 2 m behind a
+wall from one 2 m away in the open (Q extrapolates over ``g - s``); planners therefore chain only
+along pairs the data links (:func:`subgoal_links`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.spaces import Box
+from scipy.spatial import cKDTree
+
+from hrl_runtime.errors import ConfigError
+from skill_library.actionable.losses import actionable_loss
+from skill_library.actionable.networks import GoalQNetwork, QNetworkConfig
+from skill_library.actionable.skill import ActionableSkill, PolicyConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActionableConfig:
+    """Training of an Actionable Models skill."""
+
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the Q-network (128 keeps the CEM and the planner cheap on a CPU)."""
+    steps: int = 12_000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Transitions per step."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    discount: float = 0.96
+    """gamma per policy step (one data step = ``action_repeat`` control steps). Lower than the
+    usual 0.99: the TD fixed point is reached in fewer target updates (errors shrink by gamma
+    per update), and V still ranks goals 100 steps away (``0.96^100 ~ 0.02``, in logit space)."""
+    target_tau: float = 0.02
+    """Polyak rate of the target network per step."""
+    success_radius: float = 0.5
+    """A goal counts as reached within this distance, metres (the reward of relabelling)."""
+    chaining: bool = True
+    """Goal chaining: relabel part of each batch with goals from other trajectories."""
+    chaining_fraction: float = 0.5
+    """Share of the batch with chaining goals (when ``chaining``)."""
+    near_goal_fraction: float = 0.5
+    """Share of the chaining goals drawn near ``s_t``: the x-y of the dataset state nearest to
+    a uniform point within ``near_goal_radius``. Goals drawn from the whole dataset rarely fall
+    just behind a wall, and without such pairs Q rates them by ``|g - s|`` alone."""
+    near_goal_radius: float = 4.0
+    """Metres; see ``near_goal_fraction``."""
+    monte_carlo_bound: bool = True
+    """Hindsight targets never below ``gamma^(k-1)`` when the data reaches the goal in k steps
+    (not in the paper: a valid lower bound that speeds up propagation along trajectories)."""
+    negatives: bool = True
+    """Conservative artificial negatives."""
+    num_negatives: int = 8
+    """M: unseen actions per transition."""
+    negative_min_distance: float = 0.5
+    """Unseen actions are at least this far (Euclidean, action units) from the data action."""
+    negative_weight: float = 1.0
+    """Weight of the conservative term."""
+    target_neighbors: int = 8
+    """Actions of this many dataset states nearest to ``s'`` are the candidates of
+    ``max_a' Q_target(s', a', g)`` (with the data's next action)."""
+    neighbor_velocity_scale: float = 0.3
+    """Seconds: velocity differences count like position differences of ``scale * dv`` metres
+    in the nearest-state search."""
+    target_actions: int = 0
+    """N: extra uniform action samples for ``max_a'`` (outside the data's support; 0 = none)."""
+    num_subgoals: int = 160
+    """Dataset observations shipped in the package as subgoal candidates (farthest-point)."""
+    subgoal_link_radius: float = 0.6
+    """Metres: a trajectory passing within this of subgoal i and later of subgoal j links
+    i -> j (the pairs whose Q-values the data supports; less than a wall's thickness)."""
+    subgoal_link_detour: float = 1.3
+    """Links need the data's path between the two to be at most this times their distance
+    (plus twice the radius): nearly straight, so no wall lies in between."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """CEM settings of the packaged skill (``action_repeat`` is taken from the dataset)."""
+    seed: int = 0
+    """Seed of batches, initialization and subgoal selection."""
+    checkpoint_every: int = 2000
+    """Steps between checkpoints."""
+
+
+class GoalRelabeler:
+    """Draws relabelled batches from a trajectory dataset (numpy, vectorized).
+
+    Args:
+        dataset: an ``envs.TrajectoryDataset``.
+        config: relabelling settings.
+        goal_indices: observation entries a goal refers to.
+    """
+
+    def __init__(self, dataset: Any, config: ActionableConfig, goal_indices: tuple[int, ...]):
+        self.config = config
+        self.observations = np.asarray(dataset.observations, np.float32)
+        self.actions = np.asarray(dataset.actions, np.float32)
+        lengths = np.asarray(dataset.episode_lengths)
+        episode = np.repeat(np.arange(len(lengths)), lengths)
+        action_start = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        #: per transition: index of s_t in observations, its step in the episode, episode length.
+        self.obs_index = np.arange(len(self.actions)) + episode
+        self.step = np.arange(len(self.actions)) - action_start[episode]
+        self.length = lengths[episode]
+        self.goals_xy = self.observations[:, list(goal_indices)]
+        self.next_neighbors = self._nearest_transitions(config.target_neighbors)
+        self._goal_tree = cKDTree(self.goals_xy)
+
+    def _near_goals(self, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+        """Dataset x-y nearest to uniform points of discs around ``centres (B, 2)``: ``(B, 2)``."""
+        angle = rng.uniform(0.0, 2.0 * np.pi, len(centres))
+        radius = self.config.near_goal_radius * np.sqrt(rng.random(len(centres)))
+        points = centres + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
+        _, nearest = self._goal_tree.query(points)
+        return self.goals_xy[nearest]
+
+    def _nearest_transitions(self, count: int) -> np.ndarray:
+        """``(T, count)`` transitions whose ``s_t`` are nearest to each transition's ``s_{t+1}``.
+
+        Distances use x-y (metres) and velocity (entries 2 and 3 when present) scaled by
+        ``neighbor_velocity_scale``; their actions are the in-support candidates of ``max_a'``.
+        """
+        count = min(count, len(self.actions))
+        if count <= 0:
+            return np.zeros((len(self.actions), 0), np.int64)
+        scale = np.ones(self.observations.shape[1], np.float32)
+        scale[2:4] = self.config.neighbor_velocity_scale
+        keys = self.observations * scale
+        tree = cKDTree(keys[self.obs_index])
+        _, nearest = tree.query(keys[self.obs_index + 1], k=count)
+        return np.asarray(nearest, np.int64).reshape(len(self.actions), count)
+
+    def _next_action_candidates(self, rng: np.random.Generator, index: np.ndarray) -> np.ndarray:
+        """Candidates for ``max_a'`` at ``s_{t+1}``: ``(B, N + neighbors + 1, da)``.
+
+        The data's own next action ``a_{t+1}`` (a random one at an episode's last step), the
+        actions of the dataset states nearest to ``s_{t+1}``, and ``target_actions`` uniform
+        samples (none by default: see the module docstring).
+        """
+        batch_size, da = len(index), self.actions.shape[1]
+        uniform = rng.uniform(-1.0, 1.0, (batch_size, self.config.target_actions, da))
+        has_next = self.step[index] + 1 < self.length[index]
+        following = np.where(
+            has_next[:, None],
+            self.actions[np.minimum(index + 1, len(self.actions) - 1)],
+            rng.uniform(-1.0, 1.0, (batch_size, da)),
+        )
+        neighbors = self.actions[self.next_neighbors[index]]
+        return np.concatenate([uniform, neighbors, following[:, None]], 1).astype(np.float32)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        """One relabelled batch (see :func:`~skill_library.actionable.losses.actionable_loss`)."""
+        config = self.config
+        index = rng.integers(0, len(self.actions), batch_size)
+        obs_i = self.obs_index[index]
+        # Hindsight: the end of a random sub-trajectory s_t .. s_{t+k}, k in [1, L - t].
+        remaining = self.length[index] - self.step[index]
+        k = 1 + np.floor(rng.random(batch_size) * remaining).astype(np.int64)
+        goals = self.goals_xy[obs_i + k]
+        lower = config.discount ** (k - 1).astype(np.float32)
+        if config.chaining:
+            chained = rng.random(batch_size) < config.chaining_fraction
+            goals[chained] = self.goals_xy[rng.integers(0, len(self.observations), chained.sum())]
+            near = chained & (rng.random(batch_size) < config.near_goal_fraction)
+            goals[near] = self._near_goals(rng, self.goals_xy[obs_i[near]])
+            lower[chained] = 0.0
+        if not config.monte_carlo_bound:
+            lower[:] = 0.0
+        next_obs = self.observations[obs_i + 1]
+        reached = np.linalg.norm(next_obs[:, :2] - goals, axis=1) <= config.success_radius
+        da = self.actions.shape[1]
+        data_actions = self.actions[index]
+        m = config.num_negatives if config.negatives else 0
+        negatives = np.zeros((batch_size, m, da), np.float32)
+        if m:
+            candidates = rng.uniform(-1.0, 1.0, (batch_size, 4 * m, da)).astype(np.float32)
+            far = np.linalg.norm(candidates - data_actions[:, None], axis=-1)
+            far = far >= config.negative_min_distance
+            # The first m far candidates of each row (near ones only if fewer than m are far).
+            order = np.argsort(~far, axis=1, kind="stable")[:, :m]
+            negatives = np.take_along_axis(candidates, order[..., None], axis=1)
+        return {
+            "obs": self.observations[obs_i],
+            "actions": data_actions,
+            "next_obs": next_obs,
+            "goals": goals.astype(np.float32),
+            "rewards": reached.astype(np.float32),
+            "lower_bounds": lower.astype(np.float32),
+            "next_actions": self._next_action_candidates(rng, index),
+            "negative_actions": negatives,
+        }
+
+
+def farthest_point_subset(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``count`` points of ``points (N, d)`` spread out by farthest-point sampling."""
+    count = min(count, len(points))
+    chosen = [int(rng.integers(len(points)))]
+    distance = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for _ in range(count - 1):
+        chosen.append(int(np.argmax(distance)))
+        distance = np.minimum(distance, np.linalg.norm(points - points[chosen[-1]], axis=1))
+    return np.asarray(chosen)
+
+
+def subgoal_links(
+    dataset: Any, subgoal_xy: np.ndarray, radius: float, max_detour: float
+) -> np.ndarray:
+    """Which subgoals the data connects in a nearly straight line: ``(M, M)`` bool.
+
+    ``[i, j]`` when some trajectory passes within ``radius`` of ``subgoal_xy[i]``, later within
+    ``radius`` of ``subgoal_xy[j]``, and the path it travels in between is at most
+    ``max_detour`` times their distance plus ``2 radius``. Q(s, a, g) is fitted on such pairs
+    by hindsight relabelling; elsewhere it extrapolates (in the maze, through walls), and a
+    pair the data only joins by going around a wall is one the greedy policy may not manage.
+
+    Args:
+        dataset: an ``envs.TrajectoryDataset``.
+        subgoal_xy: ``(M, 2)`` subgoal positions, metres.
+        radius: metres.
+        max_detour: ratio of travelled path to straight-line distance.
+    """
+    links = np.eye(len(subgoal_xy), dtype=bool)
+    xy = np.asarray(dataset.observations, np.float32)[:, :2]
+    _, nearest = cKDTree(subgoal_xy).query(xy, distance_upper_bound=radius)
+    travelled = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
+    starts = np.concatenate([[0], np.cumsum(np.asarray(dataset.episode_lengths) + 1)])
+    for first, stop in itertools.pairwise(starts):
+        hit = np.flatnonzero(nearest[first:stop] < len(subgoal_xy)) + first  # misses give M
+        if len(hit) < 2:
+            continue
+        node, path = nearest[hit], travelled[hit]
+        gap = np.linalg.norm(subgoal_xy[node][:, None] - subgoal_xy[node][None], axis=-1)
+        ahead = path[None, :] - path[:, None]  # [a, b]: travelled from visit a to visit b
+        straight = (ahead >= 0) & (ahead <= max_detour * gap + 2 * radius)
+        rows, cols = np.nonzero(straight)
+        links[node[rows], node[cols]] = True
+    return links
+
+
+def train_actionable(
+    dataset: Any,
+    config: ActionableConfig,
+    out_dir: Path,
+    *,
+    name: str = "am-skill",
+    command: str = "",
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Trains ``Q(s, a, g)`` on relabelled dataset transitions and writes the skill package.
+
+    Args:
+        dataset: an ``envs.TrajectoryDataset`` (x-y goals are observation entries 0 and 1).
+        config: training settings.
+        out_dir: package directory (``checkpoint/`` and ``tensorboard/`` inside).
+        name: package name.
+        command: the command line, for the manifest.
+        resume: continue from ``out_dir/checkpoint`` if present.
+        progress: show a progress bar.
+
+    Raises:
+        ConfigError: a dataset that cannot train a goal-reaching skill, or a checkpoint made
+            with another configuration.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from hrl_runtime.registry import SkillRegistry
+    from skill_library.checkpoint import load_checkpoint, save_checkpoint
+
+    if dataset.obs_dim < 2 or dataset.num_steps < config.batch_size:
+        raise ConfigError(
+            f"the dataset ({dataset.num_steps} steps, observations of size {dataset.obs_dim}) is "
+            f"too small: need x-y in the observation and at least batch_size="
+            f"{config.batch_size} steps"
+        )
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    net_config = QNetworkConfig(
+        obs_dim=dataset.obs_dim, action_dim=dataset.action_dim, hidden=tuple(config.hidden)
+    )
+    relabeler = GoalRelabeler(dataset, config, net_config.goal_indices)
+    network = GoalQNetwork(net_config)
+    with torch.no_grad():
+        fit = relabeler.sample(np.random.default_rng(config.seed), 20_000)
+        network.normalizer.fit(
+            network.features(
+                torch.from_numpy(fit["obs"]),
+                torch.from_numpy(fit["actions"]),
+                torch.from_numpy(fit["goals"]),
+            )
+        )
+    target = copy.deepcopy(network).requires_grad_(False)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    out_dir = Path(out_dir)
+    checkpoint = out_dir / "checkpoint"
+    step, history = 0, []
+    if resume and (checkpoint / "state.json").exists():
+        state = load_checkpoint(checkpoint)
+        # Fields added after the checkpoint was written count with their defaults.
+        if {**_json(ActionableConfig()), **state["config"]} != _json(config):
+            raise ConfigError(
+                f"the checkpoint in {checkpoint} was made with a different configuration; resume "
+                "with the same options or use a new --out"
+            )
+        network.load_state_dict(state["network"])
+        target.load_state_dict(state["target"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        step, history = int(state["step"]), list(state["history"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=step)
+    started = time.perf_counter()
+
+    def save() -> None:
+        save_checkpoint(
+            checkpoint,
+            {
+                "config": _json(config),
+                "network": network.state_dict(),
+                "target": target.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state,
+                "step": step,
+                "history": history,
+            },
+        )
+
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, unit="step")
+    negative_weight = config.negative_weight if config.negatives else 0.0
+    window: list[dict[str, float]] = []
+    while step < config.steps:
+        batch = {
+            k: torch.from_numpy(v) for k, v in relabeler.sample(rng, config.batch_size).items()
+        }
+        loss, metrics = actionable_loss(network, target, batch, config.discount, negative_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for p, p_target in zip(network.parameters(), target.parameters(), strict=True):
+                p_target.lerp_(p, config.target_tau)
+        step += 1
+        window.append(metrics)
+        if step % 200 == 0 or step == config.steps:
+            mean = {k: float(np.nanmean([m[k] for m in window])) for k in window[0]}
+            mean["step"] = step
+            window = []
+            history.append(mean)
+            for key, value in mean.items():
+                if key != "step" and np.isfinite(value):
+                    writer.add_scalar(f"am/{key}", value, step)
+            bar.set_postfix(td=f"{mean['td_loss']:.3f}", q=f"{mean['q_data']:.2f}")
+        bar.update(1)
+        if step % config.checkpoint_every == 0:
+            save()
+    bar.close()
+    writer.close()
+    save()
+
+    observations = np.asarray(dataset.observations, np.float32)
+    subset = farthest_point_subset(observations[:, :2], config.num_subgoals, rng)
+    policy = PolicyConfig(**{**asdict(config.policy), "action_repeat": dataset.action_repeat})
+    skill = ActionableSkill(
+        copy.deepcopy(network).eval(),
+        Box(-np.inf, np.inf, shape=(dataset.obs_dim,), dtype=np.float32),
+        Box(-1.0, 1.0, shape=(dataset.action_dim,), dtype=np.float32),
+        _goal_space(dataset),
+        policy,
+        observations[subset],
+        config.success_radius,
+        subgoal_links(
+            dataset,
+            observations[subset, :2],
+            config.subgoal_link_radius,
+            config.subgoal_link_detour,
+        ),
+    )
+    last = history[-1]
+    return SkillRegistry([out_dir.parent]).save(
+        skill,
+        out_dir,
+        name=name,
+        description=(
+            f"Actionable Models goal-reaching skill (command = x-y goal; value Q(s, a, g)); "
+            f"chaining={config.chaining}, negatives={config.negatives}; "
+            f"from {dataset.num_episodes} episodes on {dataset.env_id}"
+        ),
+        training={
+            "command": command,
+            "seed": config.seed,
+            "config": _json(config),
+            "dataset": {
+                "env_id": dataset.env_id,
+                "episodes": dataset.num_episodes,
+                "steps": dataset.num_steps,
+                "created_by": dataset.created_by,
+                "collector": dataset.collector,
+            },
+        },
+        metrics={
+            "steps": step,
+            "wall_seconds_this_session": round(time.perf_counter() - started, 1),
+            **{k: v for k, v in last.items() if k != "step"},
+        },
+        overwrite=True,
+    )
+
+
+def _goal_space(dataset: Any) -> Box:
+    """The command (goal) box: the env's bounds when known, else the data's x-y range."""
+    try:
+        import envs
+
+        env = envs.make_env(dataset.env_id)
+        low, high = env.unwrapped.layout.bounds
+        env.close()
+    except (ValueError, AttributeError):
+        xy = np.asarray(dataset.observations)[:, :2]
+        low, high = xy.min(0), xy.max(0)
+    return Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
+
+
+def _json(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config)))
