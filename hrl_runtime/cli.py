@@ -401,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument("--skill", required=True, help="skill NAME[@VERSION] or directory")
     follow.add_argument("--env", required=True, help="environment id (see `hrl envs`)")
     goals = follow.add_mutually_exclusive_group(required=True)
-    goals.add_argument("--goals", help='goals as "x,y;x,y;..." in metres')
+    goals.add_argument(
+        "--goals", help='goals as "x,y;x,y;..." in metres (write --goals="-1,2;..." if negative)'
+    )
     goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
     follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")
     follow.add_argument("--seed", type=int, default=0, help="seed for goals, reset and planner")
