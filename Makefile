@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/hrl demo --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -50,9 +50,8 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
-    from planners.am_eval import EvalConfig, markdown_table, run_variants
-
     from hrl_runtime.cli import _emit
+    from planners.am_eval import EvalConfig, markdown_table, run_variants
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
