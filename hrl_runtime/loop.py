@@ -120,6 +120,21 @@ class LoopResult:
         }
 
 
+def safe_action_for(space: Box, action: Any, field: str) -> np.ndarray:
+    """The configured safe action (zero when None), checked against and clipped into ``space``.
+
+    Raises:
+        ValueError: naming ``field`` when the shape does not fit the action space.
+    """
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    if action is None:
+        action = np.zeros(space.shape)
+    action = np.asarray(action, np.float64)
+    if action.shape != space.shape:
+        raise ValueError(f"{field} has shape {action.shape}, the action space is {space.shape}")
+    return np.clip(action, low, high).astype(space.dtype)
+
+
 def latency_summary_ms(latencies_s: np.ndarray) -> dict[str, float | None]:
     """p50, p99 and max of latencies in seconds (NaN entries ignored), in milliseconds."""
     values = np.asarray(latencies_s, np.float64)
@@ -145,19 +160,6 @@ class ControlLoop:
         self.config = config or LoopConfig()
         if not self.config.control_period_s > 0:
             raise ValueError(f"control_period_s must be > 0, got {self.config.control_period_s}")
-
-    def _initial_safe_action(self, space: Box) -> np.ndarray:
-        low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
-        if self.config.safe_action is not None:
-            action = np.asarray(self.config.safe_action, np.float64)
-            if action.shape != space.shape:
-                raise ValueError(
-                    f"LoopConfig.safe_action has shape {action.shape}, the plant's action space "
-                    f"is {space.shape}"
-                )
-        else:
-            action = np.zeros(space.shape)
-        return np.clip(action, low, high).astype(space.dtype)
 
     def run(
         self,
@@ -189,7 +191,7 @@ class ControlLoop:
         low = np.asarray(space.low, space.dtype)
         high = np.asarray(space.high, space.dtype)
         period = self.config.control_period_s
-        safe_action = self._initial_safe_action(space)
+        safe_action = safe_action_for(space, self.config.safe_action, "LoopConfig.safe_action")
 
         obs, info = plant.reset(seed=seed, options=reset_options)
         obs = np.asarray(obs)

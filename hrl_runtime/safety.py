@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from gymnasium.spaces import Box
 
-from hrl_runtime.loop import Fault
+from hrl_runtime.loop import Fault, safe_action_for
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +103,9 @@ class SafetyMonitor:
         self.dtype = action_space.dtype
         self.low = np.asarray(action_space.low, np.float64)
         self.high = np.asarray(action_space.high, np.float64)
-        if self.config.stop_action is not None:
-            stop = np.asarray(self.config.stop_action, np.float64)
-            if stop.shape != action_space.shape:
-                raise ValueError(
-                    f"SafetyConfig.stop_action has shape {stop.shape}, the action space is "
-                    f"{action_space.shape}"
-                )
-        else:
-            stop = np.zeros(action_space.shape)
-        self.stop_action = np.clip(stop, self.low, self.high).astype(self.dtype)
+        self.stop_action = safe_action_for(
+            action_space, self.config.stop_action, "SafetyConfig.stop_action"
+        )
         self.stop_action.setflags(write=False)
         self._hold_zero = self.config.fallback == "zero"
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
