@@ -78,3 +78,44 @@ def load_checkpoint(directory: Path | str) -> dict[str, Any]:
             raise FileNotFoundError(f"no checkpoint: {directory / name} is missing")
     arrays = load_file(str(directory / TENSORS))
     return _unflatten(json.loads((directory / STRUCTURE).read_text()), arrays)
+
+
+def config_json(config: Any) -> dict[str, Any]:
+    """A dataclass config as plain JSON values (tuples become lists), as checkpoints store it."""
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(config)))
+
+
+def load_resumable(
+    directory: Path | str, config: Any, defaults: Any | None = None
+) -> dict[str, Any] | None:
+    """The checkpoint in ``directory`` if there is one and it was made with ``config``.
+
+    Args:
+        directory: the checkpoint directory.
+        config: the run's dataclass config.
+        defaults: a default config; fields added after the checkpoint was written then count
+            with their default values.
+
+    Returns:
+        The state, or None when there is no checkpoint.
+
+    Raises:
+        ConfigError: the checkpoint was made with another configuration.
+    """
+    from hrl_runtime.errors import ConfigError
+
+    directory = Path(directory)
+    if not (directory / STRUCTURE).exists():
+        return None
+    state = load_checkpoint(directory)
+    stored = state["config"]
+    if defaults is not None:
+        stored = {**config_json(defaults), **stored}
+    if stored != config_json(config):
+        raise ConfigError(
+            f"the checkpoint in {directory} was made with a different configuration; resume "
+            "with the same options or use a new --out"
+        )
+    return state

@@ -39,3 +39,23 @@ def test_optimizer_and_module_state_round_trip(tmp_path):
     assert loaded["scalar"].shape == () and loaded["scalar"].item() == 2.5
     json.loads((tmp_path / "state.json").read_text())  # the structure is plain JSON
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    from dataclasses import dataclass
+
+    import pytest
+
+    from hrl_runtime.errors import ConfigError
+    from skill_library.checkpoint import config_json, load_resumable
+
+    @dataclass(frozen=True)
+    class Config:
+        steps: int = 10
+        hidden: tuple[int, ...] = (4, 4)
+
+    assert load_resumable(tmp_path, Config()) is None  # nothing to resume yet
+    save_checkpoint(tmp_path, {"config": config_json(Config()), "step": 3})
+    assert load_resumable(tmp_path, Config())["step"] == 3
+    with pytest.raises(ConfigError, match="different configuration"):
+        load_resumable(tmp_path, Config(hidden=(8,)))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -296,7 +295,7 @@ def train_actionable(
     from tqdm import tqdm
 
     from hrl_runtime.registry import SkillRegistry
-    from skill_library.checkpoint import load_checkpoint, save_checkpoint
+    from skill_library.checkpoint import config_json, load_resumable, save_checkpoint
 
     if dataset.obs_dim < 2 or dataset.num_steps < config.batch_size:
         raise ConfigError(
@@ -325,14 +324,8 @@ def train_actionable(
     out_dir = Path(out_dir)
     checkpoint = out_dir / "checkpoint"
     step, history = 0, []
-    if resume and (checkpoint / "state.json").exists():
-        state = load_checkpoint(checkpoint)
-        # Fields added after the checkpoint was written count with their defaults.
-        if {**_json(ActionableConfig()), **state["config"]} != _json(config):
-            raise ConfigError(
-                f"the checkpoint in {checkpoint} was made with a different configuration; resume "
-                "with the same options or use a new --out"
-            )
+    state = load_resumable(checkpoint, config, ActionableConfig()) if resume else None
+    if state is not None:
         network.load_state_dict(state["network"])
         target.load_state_dict(state["target"])
         optimizer.load_state_dict(state["optimizer"])
@@ -346,7 +339,7 @@ def train_actionable(
         save_checkpoint(
             checkpoint,
             {
-                "config": _json(config),
+                "config": config_json(config),
                 "network": network.state_dict(),
                 "target": target.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -419,7 +412,7 @@ def train_actionable(
         training={
             "command": command,
             "seed": config.seed,
-            "config": _json(config),
+            "config": config_json(config),
             "dataset": {
                 "env_id": dataset.env_id,
                 "episodes": dataset.num_episodes,
@@ -449,7 +442,3 @@ def _goal_space(dataset: Any) -> Box:
         xy = np.asarray(dataset.observations)[:, :2]
         low, high = xy.min(0), xy.max(0)
     return Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
-
-
-def _json(config: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(config)))

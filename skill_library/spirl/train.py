@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def train_skill_model(
     from tqdm import tqdm
 
     from hrl_runtime.registry import SkillRegistry
-    from skill_library.checkpoint import load_checkpoint, save_checkpoint
+    from skill_library.checkpoint import config_json, load_resumable, save_checkpoint
 
     H = config.model.horizon
     rng = np.random.default_rng(config.seed)
@@ -103,13 +103,8 @@ def train_skill_model(
     out_dir = Path(out_dir)
     checkpoint = out_dir / "checkpoint"
     step, history = 0, []
-    if resume and (checkpoint / "state.json").exists():
-        state = load_checkpoint(checkpoint)
-        if state["config"] != _json(config):
-            raise ConfigError(
-                f"the checkpoint in {checkpoint} was made with a different configuration; resume "
-                "with the same options or use a new --out"
-            )
+    state = load_resumable(checkpoint, config) if resume else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -123,7 +118,7 @@ def train_skill_model(
         save_checkpoint(
             checkpoint,
             {
-                "config": _json(config),
+                "config": config_json(config),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
@@ -181,7 +176,7 @@ def train_skill_model(
         training={
             "command": command,
             "seed": config.seed,
-            "config": _json(config),
+            "config": config_json(config),
             "dataset": {
                 "env_id": dataset.env_id,
                 "episodes": dataset.num_episodes,
@@ -195,12 +190,6 @@ def train_skill_model(
         },
         overwrite=True,
     )
-
-
-def _json(config: Any) -> dict[str, Any]:
-    import json
-
-    return json.loads(json.dumps(asdict(config)))
 
 
 def _observation_space(dataset: Any):
