@@ -9,7 +9,7 @@ from envs.datasets import DatasetError, TrajectoryDataset, load_dataset
 from envs.goals import GoalFollowing, GoalSpace
 from envs.layout import MazeLayout
 from envs.point_mass import PointMassConfig, PointMassEnv
-from envs.registration import env_ids, goal_space, make_env, xy_indices
+from envs.registration import env_ids, episode_steps, goal_space, make_env, xy_indices
 from envs.tasks import FixedGoal, bfs_cell_distances, farthest_cell
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "bfs_cell_distances",
     "collect_dataset",
     "env_ids",
+    "episode_steps",
     "farthest_cell",
     "goal_space",
     "load_dataset",

@@ -260,6 +260,32 @@ def _make_dm_control(env_id: str, make_kwargs: dict[str, Any]) -> gymnasium.Env:
     return env
 
 
+def episode_steps(env_id: str) -> int | None:
+    """The registered episode length of an environment, in control steps.
+
+    Goal following gives each goal this budget by default: the time limit the environment
+    declares for one task (1000 steps = 10 s in ``hrl/PointArena-v0``, 2000 = 20 s in
+    ``hrl/PointMaze-v0``, whose random goals can be 30 m of corridor apart).
+
+    Args:
+        env_id: Any id :func:`make_env` accepts.
+
+    Returns:
+        The ``max_episode_steps`` of the id's registration, or None when it has none or the id
+        is unknown.
+    """
+    if env_id in _OUR_ENVS:
+        return _OUR_ENVS[env_id][1]
+    if env_id in _TASK_ENVS:
+        return _TASK_ENVS[env_id][1]
+    if env_id.startswith(DM_CONTROL_PREFIX):
+        import shimmy  # noqa: F401  (importing shimmy registers the dm_control ids)
+    try:
+        return gymnasium.spec(env_id).max_episode_steps
+    except gymnasium.error.Error:
+        return None
+
+
 # ---------------------------------------------------------------------------- wrapper lookups
 
 

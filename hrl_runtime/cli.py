@@ -88,6 +88,10 @@ def cmd_skills_verify(args: argparse.Namespace) -> int:
 
 
 # --- follow -------------------------------------------------------------------------------------
+DEFAULT_STEPS_PER_GOAL = 1000
+"""Steps per goal for environments that declare no episode length."""
+
+
 def _make_env(env_id: str, max_episode_steps: int, render_mode: str | None = None):
     import envs
 
@@ -112,7 +116,7 @@ def _run_follow(
     goals: np.ndarray | None,
     random_goals: int | None,
     seed: int,
-    steps_per_goal: int,
+    steps_per_goal: int | None,
     radius: float,
     realtime: bool,
     record_plans_every: int = 0,
@@ -122,6 +126,8 @@ def _run_follow(
     from hrl_runtime.follow import FollowConfig, follow_goals, validate_goals
     from planners import SequenceConfig, build_goal_follower
 
+    if steps_per_goal is None:
+        steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
     if steps_per_goal < 1:
         raise ConfigError(f"--max-steps must be >= 1, got {steps_per_goal}")
     if radius <= 0:
@@ -407,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
     follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")
     follow.add_argument("--seed", type=int, default=0, help="seed for goals, reset and planner")
-    follow.add_argument("--max-steps", type=int, default=1000, help="step budget per goal")
+    follow.add_argument(
+        "--max-steps",
+        type=int,
+        help="control steps allowed per goal (default: the env's episode length, 2000 in "
+        f"hrl/PointMaze-v0, 1000 in hrl/PointArena-v0; {DEFAULT_STEPS_PER_GOAL} if it has none)",
+    )
     follow.add_argument("--radius", type=float, default=0.5, help="success radius, metres")
     follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
     follow.add_argument("--plot", help="write a PNG of the run here")

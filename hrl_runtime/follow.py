@@ -48,6 +48,8 @@ class FollowReport:
     loop: LoopResult
     xy_indices: tuple[int, int]
     plans: list[dict[str, np.ndarray]] = field(default_factory=list)
+    steps_per_goal: int = 0
+    """The budget each goal had, control steps."""
 
     @property
     def trajectory(self) -> np.ndarray:
@@ -62,6 +64,7 @@ class FollowReport:
             "skill": self.skill,
             "planner": self.planner,
             "seed": self.seed,
+            "steps_per_goal": self.steps_per_goal,
             "goals": self.summary["goals"],
             "success_rate": self.summary["success_rate"],
             "mean_normalized_distance": _mean_or_none(
@@ -220,6 +223,7 @@ def follow_goals(
         loop=result,
         xy_indices=tuple(xy_indices),
         plans=plans,
+        steps_per_goal=config.steps_per_goal,
     )
 
 
