@@ -1,30 +1,30 @@
 """Subgoal chaining with a goal-conditioned value (Actionable Models, Chebotar et al. 2021).
 
-For a goal ``g`` that the skill may not reach directly, :class:`SubgoalChaining` picks a subgoal
+For a goal ``g`` that the skill may not reach directly, :class:`SubgoalChaining` picks subgoals
 among dataset states ``g_sub`` (shipped in the skill package) by their values
 ``V(s, g) = max_a Q(s, a, g)``. Reachability composes through intermediate states (survey notes,
 "goal chaining"): the paper scores one subgoal by ``min(V(s, g_sub), V(g_sub, g))``; here the
 same values are chained over as many subgoals as needed. A pair of subgoals ``(i, j)`` gets the
 cost ``-log V(g_i, g_j) + hop_cost`` (``-log`` of a probability of reaching, so costs add where
-probabilities multiply) when the data links them (``subgoal_links[i, j]``: a trajectory goes from
-near ``g_i`` to near ``g_j`` in a nearly straight line), they are within ``edge_max_distance``
-and ``V >= min_edge_value``; no edge otherwise. All-pairs shortest paths are computed once per
-skill (Floyd-Warshall). This is search on the replay buffer (Eysenbach et al. 2019) with the
-Actionable Models value as the edge weight. Only linked pairs are trusted because elsewhere the
-offline Q extrapolates: in the maze it rates a goal 2 m behind a wall nearly as reachable as one
-2 m away in the open.
+probabilities multiply) when the data joins them by a straight run (``subgoal_links[i, j]``, see
+:func:`skill_library.actionable.train.subgoal_links`), they are within ``edge_max_distance`` and
+``V >= min_edge_value``; no edge otherwise. This is search on the replay buffer (Eysenbach et al.
+2019) with the Actionable Models value as the edge weight. Only linked pairs are trusted because
+elsewhere the offline Q extrapolates: in the maze it rates a goal 2 m behind a wall nearly as
+reachable as one 2 m away in the open, and its greedy policy then pushes into the wall.
 
-Per goal (:meth:`SubgoalChaining.set_goal`) the cost from every subgoal to ``g`` is one
-``(M, M)`` min-plus product. The agent then follows the cheapest chain from the subgoal nearest
-to it, waypoint by waypoint, and skips ahead to a later waypoint (or ``g``) as soon as the data
-links it to the last waypoint reached and ``V(s, waypoint) >= min_edge_value``: the subgoal is
-re-chosen as the agent moves, but only forward along one chain (re-scoring every subgoal at every
-step made the agent dither between chains of nearly equal cost). A link the agent stops making
-progress along is blocked for the rest of the goal and the chain re-planned from the last
-waypoint reached. Optional ``subgoal_links`` on the skill (all pairs when absent).
+The last hop, to ``g`` itself, leaves from the subgoal nearest to ``g`` (its *goal anchor*), or
+from a subgoal linked to that anchor when ``g`` lies within ``goal_link_radius`` of it. Per goal
+(:meth:`SubgoalChaining.set_goal`) one Dijkstra pass over the ``(M, M)`` edges gives every
+subgoal's cost to go and its successor; the agent starts from the subgoal nearest to it and
+follows the successors waypoint by waypoint, skipping ahead when it stands on a subgoal linked to
+a later waypoint. A hop the agent stops making progress along (pressed against a wall, circling)
+is blocked for the rest of the goal and the chain re-planned from where the agent is. When no
+chain exists the command is ``g`` itself, as a plain goal sequence would send.
 
 Any skill fits whose command is an x-y goal, that offers a ``value`` component
-(:class:`~hrl_runtime.skill.SkillValue`) and a ``subgoals`` array ``(M, do)`` of observations.
+(:class:`~hrl_runtime.skill.SkillValue`) and a ``subgoals`` array ``(M, do)`` of observations;
+``subgoal_links`` ``(M, M)`` is optional (all pairs when absent).
 """
 
 from __future__ import annotations
@@ -50,15 +50,20 @@ class ChainingConfig:
     """Pairs with ``V`` below this get no edge (too unlikely to be reached directly)."""
     hop_cost: float = 0.1
     """Added per edge, nats: among equally likely chains, prefer fewer (longer) hops."""
-    waypoint_radius: float = 0.6
+    goal_link_radius: float = 0.35
+    """Metres: a goal this close to its anchor subgoal is reached straight from the anchor's
+    linked subgoals; farther goals only from the anchor itself."""
+    waypoint_radius: float = 0.5
     """Metres: a waypoint this close counts as reached and the next one becomes the target."""
+    shortcut_radius: float = 0.35
+    """Metres: standing this close to a subgoal, the agent may skip ahead along its links."""
     lookahead: int = 4
     """Waypoints ahead of the current one considered for skipping."""
-    stall_window: int = 20
+    stall_window: int = 15
     """Optimizations (one per ``hold_steps``) over which progress is judged."""
     stall_distance: float = 0.3
-    """Moving less than this over ``stall_window`` optimizations means the target is not
-    reachable from here: it is dropped until the next goal and the chain re-planned. Metres."""
+    """Getting less than this much closer to the target over ``stall_window`` optimizations
+    means the hop is not working: it is blocked until the next goal. Metres."""
 
 
 def value_action_set(action_space: Any, seed: int = 0, count: int = 16) -> np.ndarray:
@@ -99,13 +104,30 @@ def edge_costs(
     return np.where(trusted, costs, np.inf)
 
 
-def shortest_paths(costs: np.ndarray) -> np.ndarray:
-    """All-pairs shortest path costs (Floyd-Warshall): ``(M, M) -> (M, M)``, zero diagonal."""
-    paths = costs.copy()
-    np.fill_diagonal(paths, 0.0)
-    for k in range(len(paths)):
-        np.minimum(paths, paths[:, k : k + 1] + paths[k : k + 1, :], out=paths)
-    return paths
+def costs_to_go(edges: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dijkstra towards the goal over a dense graph.
+
+    Args:
+        edges: ``(M, M)`` non-negative cost of hop ``i -> j`` (``inf``: no edge).
+        final: ``(M,)`` cost of the last hop from ``i`` to the goal (``inf``: none).
+
+    Returns:
+        ``(M,)`` least cost from each node to the goal, and ``(M,)`` the next node on that
+        chain (``-1``: the goal itself; also for nodes with no chain, whose cost is ``inf``).
+    """
+    cost = np.asarray(final, np.float64).copy()
+    successor = np.full(len(cost), -1, np.int64)
+    settled = np.zeros(len(cost), bool)
+    for _ in range(len(cost)):
+        node = int(np.argmin(np.where(settled, np.inf, cost)))
+        if settled[node] or not np.isfinite(cost[node]):
+            break
+        settled[node] = True
+        through = edges[:, node] + cost[node]
+        better = (through < cost) & ~settled
+        cost[better] = through[better]
+        successor[better] = node
+    return cost, successor
 
 
 class SubgoalChaining(HighLevel):
@@ -143,13 +165,10 @@ class SubgoalChaining(HighLevel):
         self.actions = value_action_set(skill.action_space)  # (A, da)
         m, a = len(self.subgoals), len(self.actions)
         links = getattr(skill, "subgoal_links", None)
-        #: ``(M, M)`` bool: the data goes from subgoal i to subgoal j.
+        #: ``(M, M)`` bool: the data runs straight from subgoal i to subgoal j.
         self.links = np.ones((m, m), bool) if links is None else np.asarray(links, bool)
-        # Buffers for the M x A evaluations of one optimization, allocated once.
-        self._obs_tiled = np.zeros((m * a, self.subgoals.shape[1]), np.float32)
-        self._actions_tiled = np.tile(self.actions, (m, 1))
-        self._subgoals_tiled = np.repeat(self.subgoals, a, axis=0)
-        self._subgoal_goals = np.repeat(self.subgoal_xy, a, axis=0)
+        self._actions_tiled = np.tile(self.actions, (m, 1))  # (M*A, da)
+        self._subgoals_tiled = np.repeat(self.subgoals, a, axis=0)  # (M*A, do)
         self._goal_tiled = np.zeros((m * a, 2), np.float32)
         pair_values = np.stack(
             [
@@ -158,24 +177,25 @@ class SubgoalChaining(HighLevel):
             ],
             axis=1,
         )  # (M from, M to)
-        pair_distances = np.linalg.norm(self.subgoal_xy[:, None] - self.subgoal_xy[None], axis=-1)
+        self._pair_distances = np.linalg.norm(
+            self.subgoal_xy[:, None] - self.subgoal_xy[None], axis=-1
+        )
         #: ``(M, M)`` cost of each edge (``inf``: none), nats.
-        self.edges = edge_costs(pair_values, pair_distances, self.links, self.config)
+        self.edges = edge_costs(pair_values, self._pair_distances, self.links, self.config)
         np.fill_diagonal(self.edges, np.inf)
-        #: ``(M, M)`` least chained cost between subgoals, nats.
-        self.paths = shortest_paths(self.edges)
+        # Per goal: the edges still usable, the last hops, the chain and the stall record.
+        self._usable_edges = self.edges.copy()
+        self._final = np.full(m, np.inf)
+        self._to_goal = np.full(m, np.inf)
+        self._successor = np.full(m, -1, np.int64)
         self._goal = np.zeros(2, np.float32)
         self._goal_anchor = 0
-        self._to_goal = np.full(m, np.inf)
-        self._last_cost = np.full(m, np.inf)
         self._obs = np.zeros(self.subgoals.shape[1], np.float32)
         self._target = np.zeros(2, np.float32)
         self._chain: list[int] = []
         self._position = 0
-        self._anchor = -1  # the last waypoint reached
+        self._anchor = -1  # the last waypoint reached (or the chain's start), -1: none
         self._has_goal = False
-        self._dropped = np.zeros(m, bool)
-        self._usable = self.links.copy()  # links not (yet) found blocked during this goal
         self._history = np.zeros(max(self.config.stall_window, 1), np.float32)
         self._count = 0
 
@@ -188,22 +208,31 @@ class SubgoalChaining(HighLevel):
         return values.reshape(count, len(self.actions)).max(1)
 
     def set_goal(self, goal: np.ndarray) -> None:
-        """Sets ``g`` (x-y, metres) and the chained cost from every subgoal to it."""
+        """Sets ``g`` (x-y, metres), its last hops and every subgoal's cost to go."""
+        config = self.config
         self._goal[:] = goal
         self._goal_tiled[:] = goal
-        last = self._max_value(self._subgoals_tiled, self._goal_tiled, len(self.subgoals))
+        values = self._max_value(self._subgoals_tiled, self._goal_tiled, len(self.subgoals))
         distances = np.linalg.norm(self.subgoal_xy - self._goal, axis=1)
-        self._goal_anchor = int(np.argmin(distances))
-        self._last_cost = edge_costs(last, distances, self.links[:, self._goal_anchor], self.config)
-        self._to_goal = (self.paths + self._last_cost[None, :]).min(1)
+        anchor = int(np.argmin(distances))
+        self._goal_anchor = anchor
+        if distances[anchor] <= config.goal_link_radius:
+            sources = self.links[:, anchor].copy()
+        else:
+            sources = np.zeros(len(self.subgoals), bool)
+        sources[anchor] = True
+        self._final = edge_costs(values, distances, sources, config)
+        # The anchor always has its last hop: it is the subgoal nearest to g.
+        self._final[anchor] = min(self._final[anchor], -np.log(max(values[anchor], 1e-6)))
+        self._usable_edges[:] = self.edges
+        self._replan_costs()
         self._target[:] = goal
         self._chain = []
-        self._position = 0
-        self._anchor = -1
         self._has_goal = True
-        self._dropped[:] = False
-        self._usable[:] = self.links
         self._count = 0
+
+    def _replan_costs(self) -> None:
+        self._to_goal, self._successor = costs_to_go(self._usable_edges, self._final)
 
     def reset(self, obs: np.ndarray) -> None:
         self._chain = []
@@ -213,69 +242,54 @@ class SubgoalChaining(HighLevel):
         self._obs[:] = obs
 
     def _plan(self) -> None:
-        """The cheapest chain of subgoals to ``g`` from the last waypoint reached (at first, the
-        subgoal nearest to the agent).
+        """The cheapest chain to ``g`` from the subgoal nearest to the agent that has one.
 
-        Follows ``next(i) = argmin_j edges[i, j] + to_goal[j]`` (the Bellman choice on the
-        shortest-path costs) until going straight for ``g`` is the cheapest; dropped subgoals are
-        avoided. The chain starts with that waypoint when the agent has left it (after a stall,
-        it goes back to where the data's links start) and ends with ``-1``, standing for ``g``.
+        The chain lists subgoal indices and ends with ``-1``, standing for ``g``; it starts with
+        that nearest subgoal unless the agent already stands on it. Without any chain it is
+        ``[-1]``: straight for the goal.
         """
         xy = self._obs[self.xy_indices]
         distances = np.linalg.norm(self.subgoal_xy - xy, axis=1)
-        if self._anchor < 0 or self._dropped[self._anchor]:
-            self._anchor = int(np.argmin(distances))
-        node = self._anchor
-        usable = np.where(self._dropped, np.inf, 0.0)
-        chain = [node] if distances[node] >= self.config.waypoint_radius else []
-        for _ in range(len(self.subgoals)):
-            via = np.where(self._usable[node], self.edges[node], np.inf) + self._to_goal + usable
-            best = int(np.argmin(via))
-            done = self._last_cost[node] <= via[best] or not np.isfinite(via[best])
-            if done or best in chain:
-                break
-            chain.append(best)
-            node = best
+        candidates = np.where(np.isfinite(self._to_goal), distances, np.inf)
+        node = int(np.argmin(candidates))
+        if not np.isfinite(candidates[node]):
+            self._chain, self._position, self._anchor = [-1], 0, -1
+            return
+        chain = [node]
+        while self._successor[chain[-1]] >= 0 and len(chain) <= len(self.subgoals):
+            chain.append(int(self._successor[chain[-1]]))
+        if distances[node] < self.config.waypoint_radius:
+            self._anchor, chain = node, chain[1:]
+        else:
+            self._anchor = -1  # the approach to the first subgoal is no edge of the graph
         self._chain, self._position = [*chain, -1], 0
 
     def optimize(self) -> None:
         """Advances along the chain (re-planned when empty or stalled); sets the target."""
         if not self._has_goal:
             return
-        if self._check_stall() or not self._chain:
+        if not self._chain or self._check_stall():
             self._plan()
-        config, a = self.config, len(self.actions)
+        config, chain = self.config, self._chain
         xy = self._obs[self.xy_indices]
-        chain = self._chain
-        # Reached waypoints: move on (the data's links now start there).
+        # Reached waypoints: move on (the chain's next hop leaves from there).
         while chain[self._position] >= 0 and (
             np.linalg.norm(self.subgoal_xy[chain[self._position]] - xy) < config.waypoint_radius
         ):
             self._anchor = chain[self._position]
             self._position += 1
-        # Skip ahead to the farthest of the next waypoints the data links to from the last
-        # waypoint reached, if V from here agrees.
-        ahead = chain[self._position + 1 : self._position + 1 + config.lookahead]
-        if ahead:
-            anchors = np.array([self._goal_anchor if i < 0 else i for i in ahead])
-            goals = np.where(
-                np.array(ahead)[:, None] < 0, self._goal, self.subgoal_xy[anchors]
-            ).astype(np.float32)
-            rows = len(ahead) * a
-            self._obs_tiled[:rows] = self._obs
-            values = self._max_value(
-                self._obs_tiled[:rows], np.repeat(goals, a, axis=0), len(ahead)
-            )
-            distances = np.linalg.norm(goals - xy, axis=1)
-            linked = np.where(
-                np.array(ahead) < 0,
-                np.isfinite(self._last_cost[self._anchor]),
-                self._usable[self._anchor, anchors],
-            )
-            costs = edge_costs(values, distances, linked, config)
-            reachable = np.flatnonzero(np.isfinite(costs))
-            if len(reachable):
-                self._position += 1 + int(reachable[-1])
+        # Standing on a subgoal: skip to the farthest of the next waypoints it is linked to.
+        distances = np.linalg.norm(self.subgoal_xy - xy, axis=1)
+        here = int(np.argmin(distances))
+        if distances[here] <= config.shortcut_radius:
+            ahead = chain[self._position + 1 : self._position + 1 + config.lookahead]
+            for offset in range(len(ahead), 0, -1):
+                nxt = ahead[offset - 1]
+                cost = self._final[here] if nxt < 0 else self._usable_edges[here, nxt]
+                if np.isfinite(cost):
+                    self._anchor = here
+                    self._position += offset
+                    break
         current = chain[self._position]
         target = self._goal if current < 0 else self.subgoal_xy[current]
         if not np.array_equal(target, self._target):
@@ -283,9 +297,8 @@ class SubgoalChaining(HighLevel):
         self._target[:] = target
 
     def _check_stall(self) -> bool:
-        """Blocks the link to the current target when the agent got less than ``stall_distance``
-        closer to it over the last ``stall_window`` optimizations (pressed against a wall, or
-        circling).
+        """Blocks the current hop when the agent got less than ``stall_distance`` closer to its
+        target over the last ``stall_window`` optimizations.
 
         Returns:
             Whether it did (the chain must be re-planned).
@@ -299,14 +312,18 @@ class SubgoalChaining(HighLevel):
             return False
         if oldest - distance >= self.config.stall_distance:
             return False
-        # The link from the last waypoint reached to the target failed: block it for this goal.
         current = self._chain[self._position]
-        if current < 0:
-            self._last_cost[self._anchor] = np.inf
-        elif current == self._anchor:
-            self._dropped[current] = True  # cannot even get back there: re-anchor
+        if current < 0 and self._anchor >= 0:
+            self._final[self._anchor] = np.inf
+        elif current < 0 or self._anchor < 0:
+            # No graph hop failed: the approach to a first subgoal, or the goal with no chain.
+            # Make whatever the agent stalled towards unusable as a first subgoal.
+            if current >= 0:
+                self._usable_edges[current, :] = np.inf
+                self._final[current] = np.inf
         else:
-            self._usable[self._anchor, current] = False
+            self._usable_edges[self._anchor, current] = np.inf
+        self._replan_costs()
         self._count = 0
         return True
 

@@ -13,7 +13,7 @@ from gymnasium.spaces import Box
 
 from hrl_runtime.registry import SkillRegistry
 from hrl_runtime.skill import Skill, SkillValue
-from planners.chaining import ChainingConfig, SubgoalChaining, edge_costs, shortest_paths
+from planners.chaining import ChainingConfig, SubgoalChaining, costs_to_go, edge_costs
 from skill_library.actionable import (
     ActionableConfig,
     ActionableSkill,
@@ -135,10 +135,35 @@ def test_next_action_candidates_are_the_nearest_states_actions():
 
 def test_subgoal_links_follow_the_trajectories_forward():
     subgoals = np.array([[0.0, 0.0], [3.0, 0.0], [10.0, 5.0], [6.0, 5.0]], np.float32)
-    links = subgoal_links(ToyDataset(), subgoals, radius=0.5, max_detour=1.3)
+    links = subgoal_links(ToyDataset(), subgoals, radius=0.5, tube=0.3)
     expected = np.eye(4, dtype=bool)
     expected[0, 1] = expected[2, 3] = True  # along each episode, in its direction only
     np.testing.assert_array_equal(links, expected)
+
+
+class CornerDataset:
+    """One episode round a corner: (0, 0) -> (2, 0) -> (2, 2), half a metre a step."""
+
+    def __init__(self):
+        leg = np.arange(0.0, 2.0, 0.5)
+        up = [[2.0, y] for y in [0.0, 0.5, 1.0, 1.5, 2.0]]
+        xy = np.concatenate([np.stack([leg, 0 * leg], 1), up])
+        self.observations = np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32)
+        self.actions = np.zeros((len(xy) - 1, 2), np.float32)
+        self.episode_lengths = np.array([len(xy) - 1])
+
+
+def test_subgoal_links_only_along_straight_runs():
+    # By hand: (2, 0) is sqrt(2) from the segment (0, 0)-(2, 2) and 2/sqrt(5) = 0.89 from
+    # (1, 0)-(2, 2), both beyond the 0.3 m tube: no link cuts the corner.
+    subgoals = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 2.0]], np.float32)
+    links = subgoal_links(CornerDataset(), subgoals, radius=0.2, tube=0.3)
+    expected = np.eye(4, dtype=bool)
+    expected[0, 1] = expected[0, 2] = expected[1, 2] = expected[2, 3] = True
+    np.testing.assert_array_equal(links, expected)
+    # A tube wider than the corner's offset lets (1, 0) -> (2, 2) through, never backwards.
+    wide = subgoal_links(CornerDataset(), subgoals, radius=0.2, tube=1.0)
+    assert wide[1, 3] and not wide[0, 3] and not wide[3, 0]
 
 
 def test_chaining_goals_come_from_any_trajectory():
@@ -269,7 +294,62 @@ def test_chaining_goes_through_the_door_then_straight():
     np.testing.assert_allclose(planner.command(None, 2), [-1.0, -2.0])  # same room: straight
 
 
-def test_edge_costs_and_shortest_paths_by_hand():
+class OpenValue(SkillValue):
+    """V = 0.9^distance: no walls anywhere (as the learned Q extrapolates through them)."""
+
+    def value(self, obs, actions, goals):
+        return 0.9 ** np.linalg.norm(np.asarray(goals) - np.asarray(obs)[:, :2], axis=1)
+
+
+class TwoRouteSkill(ToyGoalSkill):
+    """Subgoals (0, 0), (2, 0), (0, 2), (2, 2), (4, 0); the data links a short route along y = 0
+    and a detour over y = 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.value = OpenValue()
+        xy = [[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [4.0, 0.0]]
+        self.subgoals = np.array([[*p, 0.0, 0.0] for p in xy], np.float32)
+        self.subgoal_links = np.eye(5, dtype=bool)
+        for i, j in [(0, 1), (1, 4), (0, 2), (2, 3), (3, 4)]:
+            self.subgoal_links[i, j] = True
+
+
+def test_chaining_blocks_a_stalled_hop_and_takes_the_detour():
+    config = ChainingConfig(stall_window=3, stall_distance=0.3)
+    planner = SubgoalChaining(TwoRouteSkill(), config)
+    planner.reset(np.zeros(4, np.float32))
+    planner.set_goal(np.array([4.0, 0.0], np.float32))
+    planner.optimize()
+    np.testing.assert_allclose(planner.command(None, 0), [2.0, 0.0])  # the short route first
+    for t in range(config.stall_window):  # pressed against something: no progress
+        planner.optimize()
+        np.testing.assert_allclose(planner.command(None, t), [2.0, 0.0])
+    planner.optimize()  # the window is full: 0 -> 1 is blocked, the chain re-planned
+    np.testing.assert_allclose(planner.command(None, 9), [0.0, 2.0])
+    for xy, target in [([0.0, 1.8], [2.0, 2.0]), ([1.8, 2.0], [4.0, 0.0])]:
+        planner.set_state(np.array([*xy, 0.0, 0.0], np.float32))
+        planner.optimize()
+        np.testing.assert_allclose(planner.command(None, 10), target)
+    # A new goal forgets the blocked hop.
+    planner.set_state(np.zeros(4, np.float32))
+    planner.set_goal(np.array([4.0, 0.0], np.float32))
+    planner.optimize()
+    np.testing.assert_allclose(planner.command(None, 11), [2.0, 0.0])
+
+
+def test_chaining_takes_the_last_hop_from_the_goal_anchor_only_when_the_goal_is_off_it():
+    planner = SubgoalChaining(TwoRouteSkill(), ChainingConfig(goal_link_radius=0.35))
+    planner.reset(np.array([2.0, 0.0, 0.0, 0.0], np.float32))
+    planner.set_goal(np.array([4.0, 0.2], np.float32))  # 0.2 m from (4, 0): linked subgoals go
+    planner.optimize()
+    np.testing.assert_allclose(planner.command(None, 0), [4.0, 0.2])
+    planner.set_goal(np.array([4.0, 1.0], np.float32))  # 1 m off: via the anchor (4, 0)
+    planner.optimize()
+    np.testing.assert_allclose(planner.command(None, 1), [4.0, 0.0])
+
+
+def test_edge_costs_and_costs_to_go_by_hand():
     config = ChainingConfig(min_edge_value=0.2, edge_max_distance=4.0, hop_cost=0.1)
     values = np.array([0.5, 0.1, 0.9, 1.0])
     distances = np.array([1.0, 1.0, 5.0, 0.0])
@@ -277,10 +357,16 @@ def test_edge_costs_and_shortest_paths_by_hand():
     costs = edge_costs(values, distances, links, config)
     np.testing.assert_allclose(costs, [np.log(2.0) + 0.1, np.inf, np.inf, 0.1])
     assert np.isinf(edge_costs(values, distances, ~links, config)).all()
-    # 0 -> 1 -> 2 costs 1 + 2 = 3 < 5 direct; nothing reaches 0 from 2.
+    # Edges 0 -> 1 (1), 1 -> 2 (2), 0 -> 2 (5), 3 -> 0 (1); the goal is reached only from node
+    # 2 (last hop 0.5). Node 2: 0.5; node 1: 2 + 0.5; node 0: 1 + 2.5 = 3.5 < 5 + 0.5 direct;
+    # node 3: 1 + 3.5; nothing leads from node 4.
     inf = np.inf
-    paths = shortest_paths(np.array([[inf, 1.0, 5.0], [inf, inf, 2.0], [inf, inf, inf]]))
-    np.testing.assert_allclose(paths, [[0.0, 1.0, 3.0], [inf, 0.0, 2.0], [inf, inf, 0.0]])
+    edges = np.full((5, 5), inf)
+    edges[0, 1], edges[1, 2], edges[0, 2], edges[3, 0] = 1.0, 2.0, 5.0, 1.0
+    final = np.array([inf, inf, 0.5, inf, inf])
+    cost, successor = costs_to_go(edges, final)
+    np.testing.assert_allclose(cost, [3.5, 2.5, 0.5, 4.5, inf])
+    np.testing.assert_array_equal(successor, [1, 2, -1, 0, -1])
 
 
 def test_chaining_refuses_skills_without_value():

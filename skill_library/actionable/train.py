@@ -52,7 +52,7 @@ class ActionableConfig:
 
     hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the Q-network (128 keeps the CEM and the planner cheap on a CPU)."""
-    steps: int = 12_000
+    steps: int = 30_000
     """Gradient steps."""
     batch_size: int = 256
     """Transitions per step."""
@@ -97,12 +97,12 @@ class ActionableConfig:
     """N: extra uniform action samples for ``max_a'`` (outside the data's support; 0 = none)."""
     num_subgoals: int = 160
     """Dataset observations shipped in the package as subgoal candidates (farthest-point)."""
-    subgoal_link_radius: float = 0.6
-    """Metres: a trajectory passing within this of subgoal i and later of subgoal j links
-    i -> j (the pairs whose Q-values the data supports; less than a wall's thickness)."""
-    subgoal_link_detour: float = 1.3
-    """Links need the data's path between the two to be at most this times their distance
-    (plus twice the radius): nearly straight, so no wall lies in between."""
+    subgoal_link_radius: float = 0.35
+    """Metres: a trajectory passing within this of subgoal i and later of subgoal j may link
+    i -> j (:func:`subgoal_links`)."""
+    subgoal_link_tube: float = 0.3
+    """Metres: ... if every state it visits in between lies within this of the segment i -> j
+    (a straight, wall-free run; the body's radius is 0.2 m)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """CEM settings of the packaged skill (``action_repeat`` is taken from the dataset)."""
     seed: int = 0
@@ -231,37 +231,45 @@ def farthest_point_subset(points: np.ndarray, count: int, rng: np.random.Generat
     return np.asarray(chosen)
 
 
-def subgoal_links(
-    dataset: Any, subgoal_xy: np.ndarray, radius: float, max_detour: float
-) -> np.ndarray:
-    """Which subgoals the data connects in a nearly straight line: ``(M, M)`` bool.
+def subgoal_links(dataset: Any, subgoal_xy: np.ndarray, radius: float, tube: float) -> np.ndarray:
+    """Which subgoals the data joins by a straight run: ``(M, M)`` bool.
 
     ``[i, j]`` when some trajectory passes within ``radius`` of ``subgoal_xy[i]``, later within
-    ``radius`` of ``subgoal_xy[j]``, and the path it travels in between is at most
-    ``max_detour`` times their distance plus ``2 radius``. Q(s, a, g) is fitted on such pairs
-    by hindsight relabelling; elsewhere it extrapolates (in the maze, through walls), and a
-    pair the data only joins by going around a wall is one the greedy policy may not manage.
+    ``radius`` of ``subgoal_xy[j]``, and every state it visits in between lies within ``tube``
+    of the segment from ``i`` to ``j``. The body travelled along that segment without touching
+    a wall, so the greedy policy ``argmax_a Q(s, a, g_j)`` from near ``g_i``, which heads
+    straight for ``g_j``, has nothing in its way. Elsewhere Q extrapolates over ``g - s`` (in
+    the maze, through walls), and a pair the data only joins by going around a corner is one
+    the greedy policy may not manage.
 
     Args:
         dataset: an ``envs.TrajectoryDataset``.
         subgoal_xy: ``(M, 2)`` subgoal positions, metres.
-        radius: metres.
-        max_detour: ratio of travelled path to straight-line distance.
+        radius: metres; how close a trajectory must pass to a subgoal to visit it.
+        tube: metres; the largest distance of the trajectory from the segment in between.
     """
     links = np.eye(len(subgoal_xy), dtype=bool)
     xy = np.asarray(dataset.observations, np.float32)[:, :2]
     _, nearest = cKDTree(subgoal_xy).query(xy, distance_upper_bound=radius)
-    travelled = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
     starts = np.concatenate([[0], np.cumsum(np.asarray(dataset.episode_lengths) + 1)])
     for first, stop in itertools.pairwise(starts):
-        hit = np.flatnonzero(nearest[first:stop] < len(subgoal_xy)) + first  # misses give M
+        path = xy[first:stop]  # (P, 2)
+        hit = np.flatnonzero(nearest[first:stop] < len(subgoal_xy))  # misses give M
         if len(hit) < 2:
             continue
-        node, path = nearest[hit], travelled[hit]
-        gap = np.linalg.norm(subgoal_xy[node][:, None] - subgoal_xy[node][None], axis=-1)
-        ahead = path[None, :] - path[:, None]  # [a, b]: travelled from visit a to visit b
-        straight = (ahead >= 0) & (ahead <= max_detour * gap + 2 * radius)
-        rows, cols = np.nonzero(straight)
+        node = nearest[first:stop][hit]
+        ends = subgoal_xy[node]  # (V, 2) the visited subgoals, in visiting order
+        # Distance of every path state (P) to every segment ends[a] -> ends[b]: (V, V, P).
+        d = ends[None, :, None] - ends[:, None, None]
+        rel = path[None, None] - ends[:, None, None]
+        along = np.clip((rel * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-12), 0.0, 1.0)[..., None]
+        off = np.linalg.norm(rel - along * d, axis=-1)
+        # Only the states from visit a to visit b count for the pair (a, b), a <= b.
+        step = np.arange(len(path))
+        inside = (step[None, None] >= hit[:, None, None]) & (step[None, None] <= hit[None, :, None])
+        worst = np.where(inside, off, 0.0).max(-1)
+        ordered = hit[:, None] <= hit[None, :]
+        rows, cols = np.nonzero(ordered & (worst <= tube))
         links[node[rows], node[cols]] = True
     return links
 
@@ -396,7 +404,7 @@ def train_actionable(
             dataset,
             observations[subset, :2],
             config.subgoal_link_radius,
-            config.subgoal_link_detour,
+            config.subgoal_link_tube,
         ),
     )
     last = history[-1]
