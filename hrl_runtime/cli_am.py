@@ -51,16 +51,38 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
     from hrl_runtime.cli import _emit
-    from planners.am_eval import EvalConfig, markdown_table, run_variants
+    from planners.am_eval import EvalConfig, markdown_table, run_variants, train_variants
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
-    variants = {}
-    for item in args.variant:
-        label, sep, ref = item.partition("=")
-        if not sep or not label or not ref:
-            raise ConfigError(f"--variant must be LABEL=SKILL, got {item!r}")
-        variants[label] = ref
+    if (args.dataset is None) == (args.variant is None):
+        raise ConfigError(
+            "give --dataset FILE (train the three variants, then evaluate them) or "
+            "--variant LABEL=SKILL ... (evaluate packages that exist), not both"
+        )
+    column = "package"
+    if args.dataset is not None:
+        if args.steps < 1 or not args.train_seeds or args.jobs < 1:
+            raise ConfigError("--steps and --jobs must be >= 1 and --train-seeds needs a seed")
+        from hrl_runtime.cli_learning import _load_dataset
+
+        _load_dataset(args.dataset)  # refuse a bad file before any run starts
+        variants = train_variants(
+            args.dataset,
+            args.steps,
+            args.train_seeds,
+            Path(args.out) / "packages",
+            jobs=args.jobs,
+            progress=not args.json,
+        )
+        column = "training seed"
+    else:
+        variants = {}
+        for item in args.variant:
+            label, sep, ref = item.partition("=")
+            if not sep or not label or not ref:
+                raise ConfigError(f"--variant must be LABEL=SKILL, got {item!r}")
+            variants.setdefault(label, []).append(ref)
     config = EvalConfig(
         env_id=args.env,
         goals_per_seed=args.goals,
@@ -69,7 +91,15 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         planners=tuple(args.planners),
     )
     report = run_variants(variants, args.seeds, config, Path(args.out), progress=not args.json)
-    _emit(args, report, "\n".join(markdown_table(report)) + f"\nwrote {report['csv']}")
+    if args.dataset is not None:
+        report["training"] = {"dataset": args.dataset, "steps": args.steps,
+                              "seeds": args.train_seeds}  # fmt: skip
+        report["package_labels"] = [f"training seed {seed}" for seed in args.train_seeds]
+    lines = markdown_table(report, column)
+    report["markdown"] = "\n".join(lines)
+    (Path(args.out) / "far_goals.md").write_text(report["markdown"] + "\n")
+    (Path(args.out) / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    _emit(args, report, report["markdown"] + f"\nwrote {report['csv']}")
     return 0
 
 
@@ -81,7 +111,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     am.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
     am.add_argument("--out", required=True, help="package directory (checkpoints inside)")
     am.add_argument("--name", default="am-skill", help="package name in the registry")
-    am.add_argument("--steps", type=int, default=12_000, help="gradient steps")
+    am.add_argument("--steps", type=int, default=30_000, help="gradient steps")
     am.add_argument("--seed", type=int, default=0)
     am.add_argument("--no-chaining", action="store_true", help="hindsight goals only")
     am.add_argument("--no-negatives", action="store_true", help="no conservative negatives")
@@ -94,16 +124,26 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     compare = _compare_parser(commands)
     am = with_json(compare.add_parser("am", help="Actionable Models variants on far goals"))
     am.add_argument(
+        "--dataset",
+        help="train the variants chaining, no-chaining and no-negatives on this HDF5 file, "
+        "once per --train-seeds, then evaluate them",
+    )
+    am.add_argument("--steps", type=int, default=30_000, help="gradient steps per training run")
+    am.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
+    am.add_argument("--jobs", type=int, default=2, help="training runs side by side")
+    am.add_argument(
         "--variant",
         action="append",
-        required=True,
-        help="LABEL=SKILL (name or directory); repeat for each variant",
+        help="instead of --dataset: LABEL=SKILL (name or directory) to evaluate; repeat for "
+        "each variant, and repeat a label for several packages of it",
     )
     am.add_argument("--env", default="hrl/PointMaze-v0", help="environment id")
-    am.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
+    am.add_argument(
+        "--seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="evaluation seeds"
+    )
     am.add_argument("--goals", type=int, default=10, help="far goals per seed")
     am.add_argument("--min-cells", type=int, default=15, help="BFS distance of a far goal")
-    am.add_argument("--max-steps", type=int, default=2000, help="control steps per goal")
+    am.add_argument("--max-steps", type=int, default=2000, help="control steps per goal (20 s)")
     am.add_argument(
         "--planners", nargs="+", default=["chaining", "sequence"], help="high levels to compare"
     )

@@ -1,16 +1,23 @@
-"""Far-goal evaluation of Actionable Models variants: which skill, which high level, which seed.
+"""Far-goal evaluation of Actionable Models variants: which training, which high level.
 
-Each episode starts at a random free point and has one goal at least ``min_cells`` BFS cells
-away (in a maze whose training trajectories each cover only a few cells, such goals need
-stitching). Every (variant, planner, seed) runs the same episodes; the result is a CSV, a JSON
-summary and a Markdown table of success rates.
+:func:`train_variants` trains each variant (:data:`VARIANTS`: goal chaining and conservative
+negatives, without chaining, without negatives) once per training seed, each run its own
+``hrl train am`` process. :func:`run_variants` evaluates every package under every planner on
+far-goal episodes: each starts at a random free point and has one goal at least ``min_cells``
+BFS cells away (in a maze whose training trajectories each cover only a few cells, such goals
+need stitching); every package sees the same episodes. The result is a CSV, a JSON summary and
+a Markdown table of success rates, one column per training seed.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,14 @@ from hrl_runtime.agent import HierarchicalAgent
 from hrl_runtime.loop import ControlLoop, LoopConfig
 from planners.factory import build_goal_follower
 from planners.sequence import SequenceConfig
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    # label: extra `hrl train am` flags
+    "chaining": (),
+    "no-chaining": ("--no-chaining",),
+    "no-negatives": ("--no-negatives",),
+}
+"""The training variants of the ablation: the full method, and each with one part removed."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,7 @@ class EvalConfig:
     min_cells: int = 15
     """A far goal is at least this many 4-connected cells from the start (BFS)."""
     max_steps: int = 2000
-    """Control steps per episode."""
+    """Control steps per episode (``hrl/PointMaze-v0``'s episode length, 20 s)."""
     success_radius: float = 0.5
     """Reached within this distance, metres."""
     wall_margin: float = 0.3
@@ -100,54 +115,134 @@ def evaluate(skill: Any, planner: str, seed: int, config: EvalConfig) -> dict[st
     }
 
 
+def train_variants(
+    dataset: Path | str,
+    steps: int,
+    seeds: list[int],
+    out_dir: Path,
+    variants: tuple[str, ...] = tuple(VARIANTS),
+    jobs: int = 2,
+    progress: bool = True,
+) -> dict[str, list[str]]:
+    """Trains every (variant, seed) with ``hrl train am``, each in its own process.
+
+    Runs resume from their checkpoints, so an interrupted comparison continues where it
+    stopped and a finished run is only re-packaged.
+
+    Args:
+        dataset: the HDF5 trajectories.
+        steps: gradient steps per run.
+        seeds: training seeds.
+        out_dir: packages go to ``out_dir/<variant>/seed-<seed>``.
+        variants: labels of :data:`VARIANTS` to train.
+        jobs: runs side by side (one core each: thread pools are pinned to one thread).
+        progress: show a progress bar.
+
+    Returns:
+        variant -> package directories, in the order of ``seeds``.
+
+    Raises:
+        RuntimeError: a run failed (its error output is included).
+    """
+    from tqdm import tqdm
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    runs = [(label, seed) for label in variants for seed in seeds]
+
+    def spawn(run: tuple[str, int]) -> str:
+        label, seed = run
+        out = Path(out_dir) / label / f"seed-{seed}"
+        command = [
+            sys.executable, "-m", "hrl_runtime.cli", "train", "am", "--dataset", str(dataset),
+            "--out", str(out), "--name", f"am-{label}-seed-{seed}", "--steps", str(steps),
+            "--seed", str(seed), "--resume", "--json", *VARIANTS[label],
+        ]  # fmt: skip
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"training {label} seed {seed} failed:\n{result.stderr[-2000:]}")
+        return json.loads(result.stdout)["package"]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        packages = list(
+            tqdm(pool.map(spawn, runs), total=len(runs), disable=not progress, file=sys.stderr)
+        )
+    trained: dict[str, list[str]] = {label: [] for label in variants}
+    for (label, _), package in zip(runs, packages, strict=True):
+        trained[label].append(package)
+    return trained
+
+
 def run_variants(
-    variants: dict[str, str],
+    variants: dict[str, list[str]],
     seeds: list[int],
     config: EvalConfig,
     out_dir: Path,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluates every (variant, planner, seed); writes ``far_goals.csv`` and ``summary.json``.
+    """Evaluates every (variant, package, planner) on the far goals of every evaluation seed.
+
+    Writes ``far_goals.csv`` (one row per package, planner and evaluation seed) and
+    ``summary.json``.
 
     Args:
-        variants: label -> skill reference (registry name or package directory).
-        seeds: evaluation seeds (each gives its own far-goal episodes).
+        variants: label -> skill references (registry names or package directories), one per
+            training seed.
+        seeds: evaluation seeds (each gives its own ``goals_per_seed`` far-goal episodes).
         config: what to run.
         out_dir: output directory.
         progress: show a progress bar.
 
     Returns:
-        JSON-ready report: rows, per (variant, planner) mean and per-seed success rates, paths.
+        JSON-ready report: rows, and per (variant, planner) the success rate of each package
+        over all evaluation episodes and their mean.
     """
     from tqdm import tqdm
 
     from hrl_runtime.registry import SkillRegistry
 
     registry = SkillRegistry()
-    skills = {label: registry.load(ref) for label, ref in variants.items()}
+    skills = {ref: registry.load(ref) for refs in variants.values() for ref in refs}
     rows = []
     started = time.perf_counter()
-    jobs = [(v, p, s) for v in variants for p in config.planners for s in seeds]
-    for label, planner, seed in tqdm(jobs, disable=not progress, unit="run"):
-        result = evaluate(skills[label], planner, seed, config)
-        rows.append({"variant": label, "planner": planner, "seed": seed, **result})
+    jobs = [
+        (label, index, ref, planner, seed)
+        for label, refs in variants.items()
+        for index, ref in enumerate(refs)
+        for planner in config.planners
+        for seed in seeds
+    ]
+    for label, index, ref, planner, seed in tqdm(jobs, disable=not progress, unit="run"):
+        result = evaluate(skills[ref], planner, seed, config)
+        rows.append(
+            {"variant": label, "package": index, "skill": ref, "planner": planner,
+             "seed": seed, **result}
+        )  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "far_goals.csv"
-    fields = ["variant", "skill", "planner", "seed", "success_rate", "mean_steps",
+    fields = ["variant", "package", "skill", "planner", "seed", "success_rate", "mean_steps",
               "mean_final_distance"]  # fmt: skip
     with open(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow({**{k: row[k] for k in fields if k != "skill"},
-                             "skill": variants[row["variant"]]})  # fmt: skip
+            writer.writerow({k: row[k] for k in fields})
     table: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        cell = table.setdefault(f"{row['variant']}|{row['planner']}", {"per_seed": []})
-        cell["per_seed"].append(row["success_rate"])
-    for cell in table.values():
-        cell["mean"] = float(np.mean(cell["per_seed"]))
+    for label, refs in variants.items():
+        for planner in config.planners:
+            per_package = []
+            for ref in refs:
+                reached = [
+                    flag
+                    for row in rows
+                    if row["variant"] == label and row["skill"] == ref and row["planner"] == planner
+                    for flag in row["reached"]
+                ]
+                per_package.append(float(np.mean(reached)))
+            table[f"{label}|{planner}"] = {
+                "per_package": per_package,
+                "mean": float(np.mean(per_package)),
+            }
     report = {
         "config": asdict(config),
         "variants": variants,
@@ -161,15 +256,17 @@ def run_variants(
     return report
 
 
-def markdown_table(report: dict[str, Any]) -> list[str]:
-    """The report's success rates as Markdown lines: one row per (variant, planner)."""
-    seeds = report["seeds"]
+def markdown_table(report: dict[str, Any], column: str = "package") -> list[str]:
+    """The report's success rates as Markdown lines: one row per (variant, planner), one
+    column per package (``column`` names them, e.g. ``"training seed 0"``, numbered)."""
+    count = max(len(cell["per_package"]) for cell in report["table"].values())
+    names = report.get("package_labels") or [f"{column} {i}" for i in range(count)]
     lines = [
-        "| variant | planner | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
-        "|---|---|" + "---|" * (len(seeds) + 1),
+        "| variant | planner | " + " | ".join(names) + " | mean |",
+        "|---|---|" + "---:|" * (count + 1),
     ]
     for key, cell in report["table"].items():
         variant, planner = key.split("|")
-        values = " | ".join(f"{v:.2f}" for v in cell["per_seed"])
+        values = " | ".join(f"{v:.2f}" for v in cell["per_package"])
         lines.append(f"| {variant} | {planner} | {values} | {cell['mean']:.2f} |")
     return lines
