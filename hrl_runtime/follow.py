@@ -227,6 +227,10 @@ def follow_goals(
     )
 
 
+PLAN_LABELS = {"mppi": "MPPI plans (predicted)", "chaining": "subgoal chains (planned)"}
+"""Legend of the plans each planner records (``plan_info()["trajectory"]``)."""
+
+
 def plot_follow(report: FollowReport, path: Path | str, layout: Any = None, radius: float = 0.5):
     """Writes a PNG: walls (if a layout is given), goals, the trajectory, and any plans."""
     import matplotlib
@@ -246,7 +250,9 @@ def plot_follow(report: FollowReport, path: Path | str, layout: Any = None, radi
         if samples.ndim == 3 and samples.size:
             ax.plot(*samples[:, :, dims].transpose(2, 1, 0), color="tab:orange", alpha=0.08, lw=0.6)
         mean = plan["trajectory"][:, dims]
-        label = "MPPI plans (predicted)" if index == 0 else None
+        label = None
+        if index == 0:
+            label = PLAN_LABELS.get(report.planner, f"{report.planner} plans")
         ax.plot(mean[:, 0], mean[:, 1], color="tab:red", alpha=0.5, lw=0.9, label=label)
     ax.plot(trajectory[:, 0], trajectory[:, 1], color="tab:blue", lw=1.6, label="trajectory")
     ax.plot(*trajectory[0], "ks", ms=7, label="start")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.sparse.csgraph import csgraph_from_dense, dijkstra
 
 from hrl_runtime.errors import IncompatibleError
 from hrl_runtime.high_level import HighLevel
@@ -43,6 +44,11 @@ from hrl_runtime.skill import Skill
 class ChainingConfig:
     """Configuration of :class:`SubgoalChaining`."""
 
+    reversible: bool = True
+    """Use a straight run of the data both ways: a wall-free segment is wall-free in either
+    direction, and a holonomic base such as the point mass drives it back as well as forth
+    (without this, subgoals in corners that trajectories only end at have no way out). Set it
+    False for platforms whose motions do not reverse."""
     edge_max_distance: float = 4.0
     """Metres: pairs farther apart than this get no edge (short edges rest on single
     trajectories of the data, where Q is reliable)."""
@@ -105,7 +111,7 @@ def edge_costs(
 
 
 def costs_to_go(edges: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dijkstra towards the goal over a dense graph.
+    """Dijkstra towards the goal over a dense graph (scipy's, on the reversed edges).
 
     Args:
         edges: ``(M, M)`` non-negative cost of hop ``i -> j`` (``inf``: no edge).
@@ -115,19 +121,15 @@ def costs_to_go(edges: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.nd
         ``(M,)`` least cost from each node to the goal, and ``(M,)`` the next node on that
         chain (``-1``: the goal itself; also for nodes with no chain, whose cost is ``inf``).
     """
-    cost = np.asarray(final, np.float64).copy()
-    successor = np.full(len(cost), -1, np.int64)
-    settled = np.zeros(len(cost), bool)
-    for _ in range(len(cost)):
-        node = int(np.argmin(np.where(settled, np.inf, cost)))
-        if settled[node] or not np.isfinite(cost[node]):
-            break
-        settled[node] = True
-        through = edges[:, node] + cost[node]
-        better = (through < cost) & ~settled
-        cost[better] = through[better]
-        successor[better] = node
-    return cost, successor
+    m = len(final)
+    # Node m is the goal. Reversed, every chain starts there: one single-source search.
+    reverse = np.full((m + 1, m + 1), np.inf)
+    reverse[:m, :m] = edges.T
+    reverse[m, :m] = final
+    graph = csgraph_from_dense(reverse, null_value=np.inf)
+    cost, predecessor = dijkstra(graph, directed=True, indices=m, return_predecessors=True)
+    successor = np.where((predecessor[:m] >= 0) & (predecessor[:m] < m), predecessor[:m], -1)
+    return cost[:m], successor.astype(np.int64)
 
 
 class SubgoalChaining(HighLevel):
@@ -167,12 +169,13 @@ class SubgoalChaining(HighLevel):
         links = getattr(skill, "subgoal_links", None)
         #: ``(M, M)`` bool: the data runs straight from subgoal i to subgoal j.
         self.links = np.ones((m, m), bool) if links is None else np.asarray(links, bool)
+        if self.config.reversible:
+            self.links = self.links | self.links.T
         self._actions_tiled = np.tile(self.actions, (m, 1))  # (M*A, da)
-        self._subgoals_tiled = np.repeat(self.subgoals, a, axis=0)  # (M*A, do)
-        self._goal_tiled = np.zeros((m * a, 2), np.float32)
+        subgoals_tiled = np.repeat(self.subgoals, a, axis=0)  # (M*A, do)
         pair_values = np.stack(
             [
-                self._max_value(self._subgoals_tiled, np.broadcast_to(xy, (m * a, 2)), m)
+                self._max_value(subgoals_tiled, np.broadcast_to(xy, (m * a, 2)), m)
                 for xy in self.subgoal_xy
             ],
             axis=1,
@@ -211,8 +214,6 @@ class SubgoalChaining(HighLevel):
         """Sets ``g`` (x-y, metres), its last hops and every subgoal's cost to go."""
         config = self.config
         self._goal[:] = goal
-        self._goal_tiled[:] = goal
-        values = self._max_value(self._subgoals_tiled, self._goal_tiled, len(self.subgoals))
         distances = np.linalg.norm(self.subgoal_xy - self._goal, axis=1)
         anchor = int(np.argmin(distances))
         self._goal_anchor = anchor
@@ -221,6 +222,14 @@ class SubgoalChaining(HighLevel):
         else:
             sources = np.zeros(len(self.subgoals), bool)
         sources[anchor] = True
+        # V(g_i, g) of the subgoals the last hop may leave from (a few: this runs in a tick).
+        rows, a = np.flatnonzero(sources), len(self.actions)
+        values = np.zeros(len(self.subgoals))
+        values[rows] = self._max_value(
+            np.repeat(self.subgoals[rows], a, axis=0),
+            np.broadcast_to(self._goal, (len(rows) * a, 2)),
+            len(rows),
+        )
         self._final = edge_costs(values, distances, sources, config)
         # The anchor always has its last hop: it is the subgoal nearest to g.
         self._final[anchor] = min(self._final[anchor], -np.log(max(values[anchor], 1e-6)))
@@ -331,9 +340,16 @@ class SubgoalChaining(HighLevel):
         return self._target.copy()
 
     def plan_info(self) -> dict[str, Any]:
+        """The current target, its subgoal index (-1: the goal) and the chain still ahead:
+        ``chain (n, 2)`` waypoints ending at the goal, ``trajectory (n + 1, 2)`` the same from
+        the agent's position (x-y, for plots)."""
         remaining = self._chain[self._position :] if self._chain else []
+        chain = np.array(
+            [self._goal if i < 0 else self.subgoal_xy[i] for i in remaining], np.float32
+        ).reshape(-1, 2)
         return {
             "subgoal": self._target.copy(),
             "subgoal_index": remaining[0] if remaining else -1,
-            "chain": np.array([self._goal if i < 0 else self.subgoal_xy[i] for i in remaining]),
+            "chain": chain,
+            "trajectory": np.concatenate([self._obs[self.xy_indices][None], chain]),
         }

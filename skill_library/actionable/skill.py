@@ -111,6 +111,12 @@ class ActionableSkill(Skill):
         self._tick = 0
         self._action = np.zeros(da, np.float32)
         self._command = np.full(command_space.shape, np.nan, np.float32)
+        # Compile the CEM kernel (or load it from numba's cache) now, never in a control tick.
+        self.greedy_action(
+            np.zeros(observation_space.shape, np.float32),
+            np.zeros(command_space.shape, np.float32),
+            np.random.default_rng(0),
+        )
 
     def reset(self) -> None:
         self._tick = 0
