@@ -412,3 +412,29 @@ def test_train_cli_then_follow_near_goals(tmp_path, capsys):
         result = json.loads(capsys.readouterr().out)
         assert result["planner"] == planner and result["faults"] == 0
         assert len(result["goals"]) == 1 and result["steps"] >= 1
+
+
+# --- the shipped skill: far goals need chaining ---------------------------------------------------
+@pytest.mark.parametrize("planner", ["chaining", "sequence"])
+def test_shipped_am_maze_reaches_a_far_goal_only_by_chaining(planner):
+    import envs
+    from hrl_runtime.agent import HierarchicalAgent
+    from hrl_runtime.loop import ControlLoop, LoopConfig
+    from planners import SequenceConfig, build_goal_follower
+
+    skill = SkillRegistry().load("am-maze")
+    env = envs.make_env("hrl/PointMaze-v0")
+    layout = env.unwrapped.layout
+    # From the top-left room to the bottom-left one: 2 m of wall in between, 30 cells of
+    # corridor round through the other two rooms.
+    start, goal = layout.start_xy, np.array([-4.0, -4.0])
+    high_level = build_goal_follower(planner, skill, goal[None], (0, 1), SequenceConfig(0.5, 2000))
+    ControlLoop(LoopConfig(control_period_s=float(env.unwrapped.dt))).run(
+        HierarchicalAgent(high_level, skill), env, max_steps=2001, seed=0,
+        reset_options={"start_xy": start},
+    )  # fmt: skip
+    record = high_level.summary()["goals"][0]
+    if planner == "chaining":
+        assert record["reached"], record
+    else:  # the greedy policy alone heads for the goal through the wall and stays there
+        assert not record["reached"] and record["final_distance"] > 4.0, record
