@@ -51,7 +51,13 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
     from hrl_runtime.cli import _emit
-    from planners.am_eval import EvalConfig, markdown_table, run_variants, train_variants
+    from planners.am_eval import (
+        EvalConfig,
+        markdown_table,
+        run_variants,
+        train_variants,
+        value_table,
+    )
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
@@ -96,6 +102,9 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
                               "seeds": args.train_seeds}  # fmt: skip
         report["package_labels"] = [f"training seed {seed}" for seed in args.train_seeds]
     lines = markdown_table(report, column)
+    values = value_table(report)
+    if values:
+        lines += ["", *values]
     report["markdown"] = "\n".join(lines)
     (Path(args.out) / "far_goals.md").write_text(report["markdown"] + "\n")
     (Path(args.out) / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
