@@ -18,8 +18,9 @@ from a subgoal linked to that anchor when ``g`` lies within ``goal_link_radius``
 (:meth:`SubgoalChaining.set_goal`) one Dijkstra pass over the ``(M, M)`` edges gives every
 subgoal's cost to go and its successor; the agent starts from the subgoal nearest to it and
 follows the successors waypoint by waypoint, skipping ahead when it stands on a subgoal linked to
-a later waypoint. A hop the agent stops making progress along (pressed against a wall, circling)
-is blocked for the rest of the goal and the chain re-planned from where the agent is. When no
+a later waypoint. A hop the agent stops making progress along (pressed against a wall, circling;
+judged over control steps) is blocked for the rest of the goal and the chain re-planned from where
+the agent is. When no
 chain exists the command is ``g`` itself, as a plain goal sequence would send.
 
 Any skill fits whose command is an x-y goal, that offers a ``value`` component
@@ -65,11 +66,13 @@ class ChainingConfig:
     """Metres: standing this close to a subgoal, the agent may skip ahead along its links."""
     lookahead: int = 4
     """Waypoints ahead of the current one considered for skipping."""
-    stall_window: int = 15
-    """Optimizations (one per ``hold_steps``) over which progress is judged."""
+    stall_steps: int = 150
+    """Control steps over which progress is judged (1.5 s at 100 Hz), counted by the step
+    index of ``command(obs, t)``, so that it holds however often the planner optimizes (once
+    per ``hold_steps`` in the synchronous loop, up to once per tick in its own thread)."""
     stall_distance: float = 0.3
-    """Getting less than this much closer to the target over ``stall_window`` optimizations
-    means the hop is not working: it is blocked until the next goal. Metres."""
+    """Not getting this much closer to the target within ``stall_steps`` means the hop is not
+    working: it is blocked until the next goal. Metres."""
 
 
 def value_action_set(action_space: Any, seed: int = 0, count: int = 16) -> np.ndarray:
@@ -199,8 +202,9 @@ class SubgoalChaining(HighLevel):
         self._position = 0
         self._anchor = -1  # the last waypoint reached (or the chain's start), -1: none
         self._has_goal = False
-        self._history = np.zeros(max(self.config.stall_window, 1), np.float32)
-        self._count = 0
+        self._tick = 0  # the step index of the latest command(obs, t)
+        self._reference_tick = 0  # progress towards the target is measured since this step...
+        self._reference_distance = np.inf  # ... from this distance, metres
 
     def _max_value(self, obs: np.ndarray, goals: np.ndarray, count: int) -> np.ndarray:
         """``max_a Q`` per block of A rows.
@@ -238,7 +242,7 @@ class SubgoalChaining(HighLevel):
         self._target[:] = goal
         self._chain = []
         self._has_goal = True
-        self._count = 0
+        self._reference_distance = np.inf
 
     def _replan_costs(self) -> None:
         self._to_goal, self._successor = costs_to_go(self._usable_edges, self._final)
@@ -302,24 +306,24 @@ class SubgoalChaining(HighLevel):
         current = chain[self._position]
         target = self._goal if current < 0 else self.subgoal_xy[current]
         if not np.array_equal(target, self._target):
-            self._count = 0  # progress is judged per target
+            self._reference_distance = np.inf  # progress is judged per target
         self._target[:] = target
 
     def _check_stall(self) -> bool:
-        """Blocks the current hop when the agent got less than ``stall_distance`` closer to its
-        target over the last ``stall_window`` optimizations.
+        """Blocks the current hop when the agent has not got ``stall_distance`` closer to its
+        target within the last ``stall_steps`` control steps.
 
         Returns:
             Whether it did (the chain must be re-planned).
         """
-        window = len(self._history)
-        distance = np.linalg.norm(self._obs[self.xy_indices] - self._target)
-        oldest = self._history[self._count % window]  # written ``window`` optimizations ago
-        self._history[self._count % window] = distance
-        self._count += 1
-        if self._count <= window or not self._chain:
+        distance = float(np.linalg.norm(self._obs[self.xy_indices] - self._target))
+        if distance <= self._reference_distance - self.config.stall_distance:
+            self._reference_tick, self._reference_distance = self._tick, distance
             return False
-        if oldest - distance >= self.config.stall_distance:
+        if not np.isfinite(self._reference_distance):  # a new target: start measuring
+            self._reference_tick, self._reference_distance = self._tick, distance
+            return False
+        if self._tick - self._reference_tick < self.config.stall_steps or not self._chain:
             return False
         current = self._chain[self._position]
         if current < 0 and self._anchor >= 0:
@@ -333,10 +337,11 @@ class SubgoalChaining(HighLevel):
         else:
             self._usable_edges[self._anchor, current] = np.inf
         self._replan_costs()
-        self._count = 0
+        self._reference_distance = np.inf
         return True
 
     def command(self, obs: np.ndarray, t: int) -> np.ndarray:
+        self._tick = int(t)
         return self._target.copy()
 
     def plan_info(self) -> dict[str, Any]:

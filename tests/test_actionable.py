@@ -315,27 +315,37 @@ class TwoRouteSkill(ToyGoalSkill):
             self.subgoal_links[i, j] = True
 
 
-def test_chaining_blocks_a_stalled_hop_and_takes_the_detour():
-    config = ChainingConfig(stall_window=3, stall_distance=0.3)
+@pytest.mark.parametrize("optimize_every", [1, 10])  # in its own thread; every hold_steps
+def test_chaining_blocks_a_stalled_hop_and_takes_the_detour(optimize_every):
+    config = ChainingConfig(stall_steps=100, stall_distance=0.3)
     planner = SubgoalChaining(TwoRouteSkill(), config)
     planner.reset(np.zeros(4, np.float32))
     planner.set_goal(np.array([4.0, 0.0], np.float32))
     planner.optimize()
     np.testing.assert_allclose(planner.command(None, 0), [2.0, 0.0])  # the short route first
-    for t in range(config.stall_window):  # pressed against something: no progress
+    # Pressed against something: no progress. However often it optimizes, the hop stands for
+    # stall_steps control steps, then 0 -> 1 is blocked and the chain re-planned over y = 2.
+    targets = {}
+    for t in range(optimize_every, 111, optimize_every):
         planner.optimize()
-        np.testing.assert_allclose(planner.command(None, t), [2.0, 0.0])
-    planner.optimize()  # the window is full: 0 -> 1 is blocked, the chain re-planned
-    np.testing.assert_allclose(planner.command(None, 9), [0.0, 2.0])
+        targets[t] = planner.command(None, t)
+    assert all(np.allclose(targets[t], [2.0, 0.0]) for t in targets if t <= 100)
+    assert all(np.allclose(targets[t], [0.0, 2.0]) for t in targets if t > 100 + optimize_every)
+    # Progress keeps a hop: 0.35 m closer every 90 steps, the target stays.
+    for t in range(120, 400, optimize_every):
+        y = 0.35 * (1 + (t - 120) // 90)
+        planner.set_state(np.array([0.0, y, 0.0, 0.0], np.float32))
+        planner.optimize()
+        np.testing.assert_allclose(planner.command(None, t), [0.0, 2.0])
     for xy, target in [([0.0, 1.8], [2.0, 2.0]), ([1.8, 2.0], [4.0, 0.0])]:
         planner.set_state(np.array([*xy, 0.0, 0.0], np.float32))
         planner.optimize()
-        np.testing.assert_allclose(planner.command(None, 10), target)
+        np.testing.assert_allclose(planner.command(None, 400), target)
     # A new goal forgets the blocked hop.
     planner.set_state(np.zeros(4, np.float32))
     planner.set_goal(np.array([4.0, 0.0], np.float32))
     planner.optimize()
-    np.testing.assert_allclose(planner.command(None, 11), [2.0, 0.0])
+    np.testing.assert_allclose(planner.command(None, 401), [2.0, 0.0])
 
 
 def test_chaining_takes_the_last_hop_from_the_goal_anchor_only_when_the_goal_is_off_it():
