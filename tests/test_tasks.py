@@ -17,7 +17,7 @@ VALID_STEP = (
 
 def test_shipped_examples_are_found_by_name_and_validate():
     shipped = shipped_tasks()
-    assert {"arena-tour", "maze-waypoints"} <= set(shipped)
+    assert {"arena-tour", "maze-waypoints", "maze-rooms"} <= set(shipped)
     arena = load_task("arena-tour")
     assert arena.env == "hrl/PointArena-v0" and len(arena.steps) >= 3
     assert {s.high_level for s in arena.steps} == {"mppi"}
@@ -138,4 +138,13 @@ def test_hrl_run_finishes_the_maze_waypoints(capsys):
     reached = [g["reached"] for step in report["steps"] for g in step["goals"]]
     assert all(reached) and len(reached) >= 7
     assert report["steps"][-1]["outcome"] == "duration"
+    assert report["faults"] == 0
+
+
+def test_hrl_run_takes_am_maze_through_the_four_rooms_by_chaining(capsys):
+    # The chaining planner runs in its own thread here, optimizing up to once per tick.
+    status, report = _run_json(capsys, "maze-rooms")
+    assert status == 0 and report["success"], report
+    legs = [step["id"] for step in report["steps"] if step["outcome"] == "reached"]
+    assert legs == ["bottom-left-room", "top-right-room", "bottom-right-room", "back-to-start"]
     assert report["faults"] == 0
