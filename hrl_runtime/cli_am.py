@@ -51,13 +51,7 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
     from hrl_runtime.cli import _emit
-    from planners.am_eval import (
-        EvalConfig,
-        markdown_table,
-        run_variants,
-        train_variants,
-        value_table,
-    )
+    from planners.am_eval import EvalConfig, run_variants, train_variants
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
@@ -66,7 +60,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
             "give --dataset FILE (train the three variants, then evaluate them) or "
             "--variant LABEL=SKILL ... (evaluate packages that exist), not both"
         )
-    column = "package"
+    labels, metadata = None, None
     if args.dataset is not None:
         if args.steps < 1 or not args.train_seeds or args.jobs < 1:
             raise ConfigError("--steps and --jobs must be >= 1 and --train-seeds needs a seed")
@@ -81,7 +75,9 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=not args.json,
         )
-        column = "training seed"
+        labels = [f"training seed {seed}" for seed in args.train_seeds]
+        metadata = {"training": {"dataset": args.dataset, "steps": args.steps,
+                                 "seeds": args.train_seeds}}  # fmt: skip
     else:
         variants = {}
         for item in args.variant:
@@ -96,18 +92,15 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         planners=tuple(args.planners),
     )
-    report = run_variants(variants, args.seeds, config, Path(args.out), progress=not args.json)
-    if args.dataset is not None:
-        report["training"] = {"dataset": args.dataset, "steps": args.steps,
-                              "seeds": args.train_seeds}  # fmt: skip
-        report["package_labels"] = [f"training seed {seed}" for seed in args.train_seeds]
-    lines = markdown_table(report, column)
-    values = value_table(report)
-    if values:
-        lines += ["", *values]
-    report["markdown"] = "\n".join(lines)
-    (Path(args.out) / "far_goals.md").write_text(report["markdown"] + "\n")
-    (Path(args.out) / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = run_variants(
+        variants,
+        args.seeds,
+        config,
+        Path(args.out),
+        progress=not args.json,
+        package_labels=labels,
+        metadata=metadata,
+    )
     _emit(args, report, report["markdown"] + f"\nwrote {report['csv']}")
     return 0
 

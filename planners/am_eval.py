@@ -14,11 +14,8 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,28 +254,35 @@ def train_variants(
     Raises:
         RuntimeError: a run failed (its error output is included).
     """
-    from tqdm import tqdm
+    from planners.processes import run_json_processes
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     runs = [(label, seed) for label in variants for seed in seeds]
-
-    def spawn(run: tuple[str, int]) -> str:
-        label, seed = run
-        out = Path(out_dir) / label / f"seed-{seed}"
-        command = [
-            sys.executable, "-m", "hrl_runtime.cli", "train", "am", "--dataset", str(dataset),
-            "--out", str(out), "--name", f"am-{label}-seed-{seed}", "--steps", str(steps),
-            "--seed", str(seed), "--resume", "--json", *VARIANTS[label],
-        ]  # fmt: skip
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"training {label} seed {seed} failed:\n{result.stderr[-2000:]}")
-        return json.loads(result.stdout)["package"]
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        packages = list(
-            tqdm(pool.map(spawn, runs), total=len(runs), disable=not progress, file=sys.stderr)
-        )
+    commands = [
+        [
+            sys.executable,
+            "-m",
+            "hrl_runtime.cli",
+            "train",
+            "am",
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(Path(out_dir) / label / f"seed-{seed}"),
+            "--name",
+            f"am-{label}-seed-{seed}",
+            "--steps",
+            str(steps),
+            "--seed",
+            str(seed),
+            "--resume",
+            "--json",
+            *VARIANTS[label],
+        ]
+        for label, seed in runs
+    ]
+    names = [f"training {label} seed {seed}" for label, seed in runs]
+    reports = run_json_processes(commands, names, jobs, progress)
+    packages = [report["package"] for report in reports]
     trained: dict[str, list[str]] = {label: [] for label in variants}
     for (label, _), package in zip(runs, packages, strict=True):
         trained[label].append(package)
@@ -291,11 +295,14 @@ def run_variants(
     config: EvalConfig,
     out_dir: Path,
     progress: bool = True,
+    package_labels: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluates every (variant, package, planner) on the far goals of every evaluation seed.
 
-    Writes ``far_goals.csv`` (one row per package, planner and evaluation seed) and
-    ``summary.json``.
+    Writes ``far_goals.csv`` (one row per package, planner and evaluation seed),
+    ``far_goals.md`` (the tables of :func:`markdown_table` and :func:`value_table`) and
+    ``summary.json`` (the returned report).
 
     Args:
         variants: label -> skill references (registry names or package directories), one per
@@ -304,10 +311,12 @@ def run_variants(
         config: what to run.
         out_dir: output directory.
         progress: show a progress bar.
+        package_labels: the tables' column headers, one per package (e.g. "training seed 0").
+        metadata: more fields for the report (e.g. how the packages were trained).
 
     Returns:
-        JSON-ready report: rows, and per (variant, planner) the success rate of each package
-        over all evaluation episodes and their mean.
+        JSON-ready report: rows, per (variant, planner) the success rate of each package over
+        all evaluation episodes and their mean, the value diagnostics, and ``markdown``.
     """
     from tqdm import tqdm
 
@@ -381,7 +390,15 @@ def run_variants(
         "value_diagnostics": {"per_package": diagnostics, "per_variant": values},
         "csv": str(csv_path),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        **(metadata or {}),
     }
+    if package_labels is not None:
+        report["package_labels"] = list(package_labels)
+    values_lines = value_table(report)
+    report["markdown"] = "\n".join(
+        [*markdown_table(report), *(["", *values_lines] if values_lines else [])]
+    )
+    (out_dir / "far_goals.md").write_text(report["markdown"] + "\n")
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -183,11 +183,9 @@ class SubgoalChaining(HighLevel):
             ],
             axis=1,
         )  # (M from, M to)
-        self._pair_distances = np.linalg.norm(
-            self.subgoal_xy[:, None] - self.subgoal_xy[None], axis=-1
-        )
+        pair_distances = np.linalg.norm(self.subgoal_xy[:, None] - self.subgoal_xy[None], axis=-1)
         #: ``(M, M)`` cost of each edge (``inf``: none), nats.
-        self.edges = edge_costs(pair_values, self._pair_distances, self.links, self.config)
+        self.edges = edge_costs(pair_values, pair_distances, self.links, self.config)
         np.fill_diagonal(self.edges, np.inf)
         # Per goal: the edges still usable, the last hops, the chain and the stall record.
         self._usable_edges = self.edges.copy()
@@ -195,7 +193,6 @@ class SubgoalChaining(HighLevel):
         self._to_goal = np.full(m, np.inf)
         self._successor = np.full(m, -1, np.int64)
         self._goal = np.zeros(2, np.float32)
-        self._goal_anchor = 0
         self._obs = np.zeros(self.subgoals.shape[1], np.float32)
         self._target = np.zeros(2, np.float32)
         self._chain: list[int] = []
@@ -220,7 +217,6 @@ class SubgoalChaining(HighLevel):
         self._goal[:] = goal
         distances = np.linalg.norm(self.subgoal_xy - self._goal, axis=1)
         anchor = int(np.argmin(distances))
-        self._goal_anchor = anchor
         if distances[anchor] <= config.goal_link_radius:
             sources = self.links[:, anchor].copy()
         else:
@@ -317,10 +313,8 @@ class SubgoalChaining(HighLevel):
             Whether it did (the chain must be re-planned).
         """
         distance = float(np.linalg.norm(self._obs[self.xy_indices] - self._target))
+        # Progress (or a new target, whose reference distance is inf) restarts the measurement.
         if distance <= self._reference_distance - self.config.stall_distance:
-            self._reference_tick, self._reference_distance = self._tick, distance
-            return False
-        if not np.isfinite(self._reference_distance):  # a new target: start measuring
             self._reference_tick, self._reference_distance = self._tick, distance
             return False
         if self._tick - self._reference_tick < self.config.stall_steps or not self._chain:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,30 +49,32 @@ def run_comparison(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Runs every (method, seed) and writes ``curves.csv``, ``curves.png`` and ``summary.json``."""
-    from tqdm import tqdm
+    from planners.processes import run_json_processes
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     runs = [(m, s) for s in seeds for m in methods]
-
-    def spawn(run: tuple[str, int]) -> dict[str, Any]:
-        method, seed = run
-        command = [
-            sys.executable, "-m", "planners.spirl_compare", "--method", method, "--seed", str(seed),
-            "--skill", skill_ref, "--env", env_id, "--steps", str(steps),
-            "--eval-every", str(eval_every),
-        ]  # fmt: skip
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"run {method} seed {seed} failed:\n{result.stderr[-2000:]}")
-        return json.loads(result.stdout)
-
+    commands = [
+        [
+            sys.executable,
+            "-m",
+            "planners.spirl_compare",
+            "--method",
+            method,
+            "--seed",
+            str(seed),
+            "--skill",
+            skill_ref,
+            "--env",
+            env_id,
+            "--steps",
+            str(steps),
+            "--eval-every",
+            str(eval_every),
+        ]
+        for method, seed in runs
+    ]
     started = time.perf_counter()
-    results = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for result in tqdm(
-            pool.map(spawn, runs), total=len(runs), disable=not progress, file=sys.stderr
-        ):
-            results.append(result)
+    names = [f"run {method} seed {seed}" for method, seed in runs]
+    results = run_json_processes(commands, names, jobs, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "curves.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
