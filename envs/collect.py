@@ -16,9 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from envs.datasets import TrajectoryDataset
+from envs.far_goal import bfs_cell_distances
 from envs.layout import MazeLayout
 from envs.registration import make_env
-from envs.tasks import bfs_cell_distances
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ _OUR_ENVS: dict[str, tuple[str, int]] = {
 
 _TASK_ENVS: dict[str, tuple[str, int]] = {
     # id: (entry point, max_episode_steps)
-    POINT_MAZE_FAR_ID: ("envs.tasks:make_point_maze_far", 3000),
+    POINT_MAZE_FAR_ID: ("envs.far_goal:make_point_maze_far", 3000),
 }
 
 _SUPPORTED_IDS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ import platformdirs
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from hrl_runtime.errors import PackageError, UnknownSkillError
+from hrl_runtime.errors import IncompatibleError, PackageError, UnknownSkillError
 from hrl_runtime.skill import COMPONENTS, PackageContents, Packaged, Skill
 from hrl_runtime.spaces import box_from_json, box_to_json
 
@@ -511,3 +511,19 @@ def verify_package(directory: Path) -> dict[str, Any]:
         },
         "ok": True,
     }
+
+
+def load_skill(ref: str | Path, registry: SkillRegistry | None = None) -> Skill:
+    """Loads a package that must be a :class:`~hrl_runtime.skill.Skill` (not a policy).
+
+    Args:
+        ref: ``name``, ``name@version`` or a package directory.
+        registry: where to look (default: the standard search path).
+
+    Raises:
+        IncompatibleError: the package is not a skill.
+    """
+    skill = (registry or SkillRegistry()).load(ref)
+    if not isinstance(skill, Skill):
+        raise IncompatibleError(f"{str(ref)!r} is a {type(skill).__name__}, not a skill")
+    return skill

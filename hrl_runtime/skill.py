@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.spaces import Box
 
+from hrl_runtime.errors import IncompatibleError
+
 COMPONENTS = ("dynamics", "prior", "value")
 
 
@@ -217,3 +219,23 @@ class Skill(Packaged):
         label = f"{self.name}@{self.version}" if self.name else type(self).__name__
         offered = [name for name, present in self.components.items() if present]
         return f"<Skill {label} kind={self.kind} components={offered}>"
+
+
+def check_compatible(skill: Skill, env: Any, env_id: str) -> None:
+    """Refuses a skill whose observations or actions do not match the environment's.
+
+    Raises:
+        IncompatibleError: naming the mismatch and the fix.
+    """
+    label = skill.name or type(skill).__name__
+    env_obs, env_act = env.observation_space.shape, env.action_space.shape
+    if skill.observation_space.shape != env_obs:
+        raise IncompatibleError(
+            f"skill {label!r} reads observations of shape {skill.observation_space.shape} but "
+            f"{env_id} gives {env_obs}; pick an environment the skill was made for"
+        )
+    if skill.action_space.shape != env_act:
+        raise IncompatibleError(
+            f"skill {label!r} outputs actions of shape {skill.action_space.shape} but {env_id} "
+            f"takes {env_act}; pick an environment the skill was made for"
+        )

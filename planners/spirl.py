@@ -1,57 +1,43 @@
-"""SPiRL's high-level policy: pi(z | s) in skill space, regularized toward the learned skill prior
-(Pertsch et al. 2020, Eq. 3 and Algorithm 1), plus the two baselines of the comparison: SAC in
-skill space without the prior, and flat SAC on raw actions.
+"""SPiRL's high level: a policy pi(z | s) in skill space that picks a new skill every
+``hold_steps`` control steps (Pertsch et al. 2020, Algorithm 1 line 5).
 
-The policy is a :class:`~hrl_runtime.HighLevel` (a new skill z every ``hold_steps`` control steps)
-and a registry package of role ``policy`` that names the skill it drives.
+:class:`SkillSpacePolicy` runs any actor network that maps observations to the pre-squash mean and
+log-std of a Gaussian over skills; the learned, packaged policy is
+:class:`skill_library.spirl.policy.SPiRLPolicy`.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
-import time
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from gymnasium.spaces import Box
 
-from hrl_runtime.errors import IncompatibleError
 from hrl_runtime.high_level import HighLevel
-from hrl_runtime.skill import PackageContents, Packaged, Skill
-from skill_library.replay import ReplayBuffer
-from skill_library.sac import TanhGaussianPolicy, TwinQ, soft_update
-from skill_library.spirl.losses import (
-    spirl_actor_loss,
-    spirl_critic_loss,
-    spirl_temperature_loss,
-)
-
-logger = logging.getLogger(__name__)
 
 
-class SPiRLPolicy(HighLevel, Packaged):
-    """A trained high-level policy over a skill's commands.
+class SkillActor(Protocol):
+    """``obs: (B, do)`` -> pre-squash ``mean (B, dz)`` and ``log_std (B, dz)``."""
+
+    def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class SkillSpacePolicy(HighLevel):
+    """A high-level policy over a skill's commands: ``z = bound * tanh(u)``, ``u ~ N(mean, std)``.
 
     Args:
-        network: ``(mean, log_std)`` of the pre-squash Gaussian for ``obs (B, do)``.
-        skill_ref: ``name@version`` of the skill it drives.
+        network: the actor, a ``torch.nn.Module`` (see :class:`SkillActor`).
         observation_space: what it reads.
         command_space: the skill's command space (z in [-bound, bound]^dz).
         hold_steps: control steps per skill (a new z after each).
         deterministic: use the mode ``bound * tanh(mean)`` rather than sampling.
+        seed: seed of the sampling noise.
     """
-
-    kind: ClassVar[str] = "spirl_policy"
-    role: ClassVar[str] = "policy"
 
     def __init__(
         self,
-        network: TanhGaussianPolicy,
-        skill_ref: str,
+        network: torch.nn.Module,
         observation_space: Box,
         command_space: Box,
         hold_steps: int,
@@ -59,7 +45,6 @@ class SPiRLPolicy(HighLevel, Packaged):
         seed: int = 0,
     ):
         self.network = network.eval()
-        self.skill_ref = skill_ref
         self.observation_space = observation_space
         self.command_space = command_space
         self.hold_steps = int(hold_steps)
@@ -95,308 +80,3 @@ class SPiRLPolicy(HighLevel, Packaged):
 
     def plan_info(self) -> dict[str, Any]:
         return {"command": self._command.copy()}
-
-    # --- packaging -------------------------------------------------------------------------
-    def package_spaces(self) -> dict[str, Box]:
-        return {"observation": self.observation_space, "command": self.command_space}
-
-    def package_config(self) -> dict[str, Any]:
-        hidden = [m.out_features for m in self.network.trunk if isinstance(m, torch.nn.Linear)]
-        return {"skill": self.skill_ref, "hold_steps": self.hold_steps, "hidden": hidden}
-
-    def package_tensors(self) -> dict[str, dict[str, np.ndarray]]:
-        return {"policy": {k: v.detach().numpy() for k, v in self.network.state_dict().items()}}
-
-    def package_components(self) -> dict[str, str | None]:
-        return {"policy": "policy"}
-
-    @classmethod
-    def from_package(cls, package: PackageContents) -> SPiRLPolicy:
-        config = package.config
-        obs_space, command_space = package.spaces["observation"], package.spaces["command"]
-        network = TanhGaussianPolicy(
-            obs_space.shape[0], command_space.shape[0], tuple(config["hidden"])
-        )
-        network.load_state_dict(
-            {k: torch.from_numpy(np.array(v)) for k, v in package.tensors["policy"].items()}
-        )
-        return cls(network, config["skill"], obs_space, command_space, config["hold_steps"])
-
-
-def check_policy_fits(policy: SPiRLPolicy, skill: Skill) -> None:
-    """Refuses a policy packaged for another skill or with mismatched spaces.
-
-    Raises:
-        IncompatibleError: naming both and the fix.
-    """
-    ref = f"{skill.name}@{skill.version}"
-    if policy.skill_ref.split("@")[0] != skill.name:
-        raise IncompatibleError(
-            f"the policy drives skill {policy.skill_ref!r} but {ref!r} was given; pass "
-            f"--skill {policy.skill_ref.split('@')[0]} or a policy trained for {skill.name}"
-        )
-    if policy.command_space.shape != skill.command_space.shape:
-        raise IncompatibleError(
-            f"the policy outputs commands of shape {policy.command_space.shape} but skill {ref} "
-            f"takes {skill.command_space.shape}; retrain the policy for this skill"
-        )
-    if policy.observation_space.shape != skill.observation_space.shape:
-        raise IncompatibleError(
-            f"the policy reads observations of shape {policy.observation_space.shape} but skill "
-            f"{ref} reads {skill.observation_space.shape}"
-        )
-
-
-# --- training (Algorithm 1) ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class SPiRLConfig:
-    """Downstream training in skill space (or flat, for the baseline)."""
-
-    env_steps: int = 300_000
-    """Budget in control steps of the environment (the same for every method)."""
-    method: str = "spirl"
-    """``spirl`` (KL to the learned prior), ``skill_sac`` (entropy, no prior), ``flat_sac``."""
-    target_divergence: float = 5.0
-    """delta: target of KL(pi || p) (spirl)."""
-    target_entropy: float | None = None
-    """skill_sac / flat_sac: target entropy; None: -dim."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Policy and critic widths."""
-    learning_rate: float = 3e-4
-    """Adam step size."""
-    discount: float = 0.99
-    """gamma, per high-level step."""
-    tau: float = 0.005
-    """Target critic Polyak factor."""
-    initial_alpha: float = 0.1
-    """Initial temperature."""
-    batch_size: int = 256
-    """Minibatch size."""
-    warmup: int = 256
-    """High-level steps before the first update (actions from the prior / random)."""
-    updates_per_step: int = 1
-    """Gradient steps per high-level step."""
-    flat_action_repeat: int = 10
-    """flat_sac: control steps per raw action (the skills' own policy rate)."""
-    eval_every: int = 20_000
-    """Control steps between evaluations for the learning curve."""
-    eval_episodes: int = 5
-    """Episodes per evaluation."""
-    seed: int = 0
-    """Seed of everything."""
-
-
-class _SkillEnv:
-    """Executes one high-level decision: a skill for its ``hold_steps`` (or a raw action for
-    ``repeat`` steps); the reward is summed and the episode may end inside (Algorithm 1 line 6)."""
-
-    def __init__(self, env: Any, skill: Skill | None, repeat: int):
-        self.env, self.skill, self.repeat = env, skill, repeat
-        self.control_steps = 0
-
-    def reset(self, seed: int) -> np.ndarray:
-        if self.skill is not None:
-            self.skill.reset()
-        return self.env.reset(seed=seed)[0]
-
-    def step(self, obs: np.ndarray, command: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        total = 0.0
-        for _ in range(self.repeat):
-            action = command if self.skill is None else self.skill.act(obs, command)
-            obs, reward, terminated, truncated, _ = self.env.step(action)
-            total += float(reward)
-            self.control_steps += 1
-            if terminated or truncated:
-                return obs, total, terminated, truncated
-        return obs, total, False, False
-
-
-class SPiRLTrainer:
-    """Trains a high-level policy with prior-regularized SAC (or a baseline) on an environment.
-
-    Args:
-        skill: the skill (with a prior for ``spirl``); None for ``flat_sac``.
-        env_id: the downstream task.
-        config: settings.
-    """
-
-    def __init__(self, skill: Skill | None, env_id: str, config: SPiRLConfig):
-        import envs
-
-        if config.method not in ("spirl", "skill_sac", "flat_sac"):
-            raise IncompatibleError(f"unknown method {config.method!r}")
-        if config.method != "flat_sac" and skill is None:
-            raise IncompatibleError(f"method {config.method} needs a skill")
-        if config.method == "spirl" and (skill is None or skill.prior is None):
-            raise IncompatibleError("spirl needs a skill whose manifest offers a prior")
-        self.config, self.skill, self.env_id = config, skill, env_id
-        torch.manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
-        self.env = envs.make_env(env_id)
-        self.eval_env = envs.make_env(env_id)
-        obs_dim = self.env.observation_space.shape[0]
-        if config.method == "flat_sac":
-            self.bound = 1.0
-            command_dim = self.env.action_space.shape[0]
-            repeat = config.flat_action_repeat
-        else:
-            self.bound = float(skill.command_space.high[0])
-            command_dim = skill.command_space.shape[0]
-            repeat = skill.hold_steps
-        self.repeat = repeat
-        self.rollout = _SkillEnv(self.env, None if config.method == "flat_sac" else skill, repeat)
-        # The evaluator gets its own skill copy: a skill holds its action between ticks.
-        self.evaluator = _SkillEnv(self.eval_env, copy.deepcopy(skill) if skill else None, repeat)
-        self.policy = TanhGaussianPolicy(obs_dim, command_dim, config.hidden)
-        self.critic = TwinQ(obs_dim, command_dim, config.hidden)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(config.initial_alpha), requires_grad=True)
-        lr = config.learning_rate
-        self.optimizers = {
-            "policy": torch.optim.Adam(self.policy.parameters(), lr=lr),
-            "critic": torch.optim.Adam(self.critic.parameters(), lr=lr),
-            "alpha": torch.optim.Adam([self.log_alpha], lr=lr),
-        }
-        if config.method == "spirl":
-            self.prior_net = skill.prior.model.prior
-            self.target = config.target_divergence
-        else:
-            self.prior_net = None
-            entropy = (
-                -float(command_dim) if config.target_entropy is None else config.target_entropy
-            )
-            self.target = -entropy  # D = log pi, delta = -target entropy
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.replay = ReplayBuffer(
-            max(10_000, config.env_steps // repeat + 1),
-            {
-                "obs": (obs_dim,),
-                "actions": (command_dim,),
-                "rewards": (),
-                "next_obs": (obs_dim,),
-                "dones": (),
-            },
-        )
-        self.curve: list[dict[str, float]] = []
-
-    def _explore(self, obs: np.ndarray, high_level_steps: int) -> np.ndarray:
-        if high_level_steps < self.config.warmup:
-            if self.config.method == "spirl":  # start from the prior's own proposals
-                z = self.skill.prior.sample(obs, 1, self.rng)[0]
-                return np.clip(z, -self.bound * 0.999, self.bound * 0.999).astype(np.float32)
-            return self.rng.uniform(-self.bound, self.bound, self.policy.mean.out_features).astype(
-                np.float32
-            )
-        with torch.no_grad():
-            mean, log_std = self.policy(torch.as_tensor(obs, dtype=torch.float32)[None])
-            pre = mean + log_std.exp() * torch.randn(mean.shape, generator=self.generator)
-        return (self.bound * torch.tanh(pre[0])).numpy().astype(np.float32)
-
-    def update(self) -> dict[str, float]:
-        config = self.config
-        batch = self.replay.sample(self.rng, config.batch_size)
-        alpha = self.log_alpha.detach().exp()
-        loss, metrics = spirl_critic_loss(
-            self.critic, self.target_critic, self.policy, self.prior_net, batch, alpha,
-            config.discount, self.bound, self.generator,
-        )  # fmt: skip
-        self.optimizers["critic"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["critic"].step()
-        self.critic.requires_grad_(False)
-        loss, divergence, actor_metrics = spirl_actor_loss(
-            self.policy, self.critic, self.prior_net, batch, alpha, self.bound, self.generator
-        )
-        self.optimizers["policy"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["policy"].step()
-        self.critic.requires_grad_(True)
-        loss, alpha_metrics = spirl_temperature_loss(self.log_alpha, divergence, self.target)
-        self.optimizers["alpha"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["alpha"].step()
-        soft_update(self.target_critic, self.critic, config.tau)
-        return {**metrics, **actor_metrics, **alpha_metrics}
-
-    def evaluate(self, episodes: int, seed: int) -> dict[str, float]:
-        """Deterministic policy; success = the episode terminated (reached the goal)."""
-        successes, returns = 0, []
-        for episode in range(episodes):
-            obs = self.evaluator.reset(seed=seed + episode)
-            total, done = 0.0, False
-            while not done:
-                with torch.no_grad():
-                    mean, _ = self.policy(torch.as_tensor(obs, dtype=torch.float32)[None])
-                command = (self.bound * torch.tanh(mean[0])).numpy().astype(np.float32)
-                obs, reward, terminated, truncated = self.evaluator.step(obs, command)
-                total += reward
-                done = terminated or truncated
-            successes += bool(terminated)
-            returns.append(total)
-        return {"success_rate": successes / episodes, "mean_return": float(np.mean(returns))}
-
-    def train(self, progress: bool = True) -> list[dict[str, float]]:
-        """Runs to the control-step budget; returns the learning curve."""
-        from tqdm import tqdm
-
-        config = self.config
-        obs = self.rollout.reset(seed=int(self.rng.integers(2**31)))
-        high_level_steps, next_eval, started = 0, 0, time.perf_counter()
-        bar = tqdm(total=config.env_steps, disable=not progress, unit="step", desc=config.method)
-        metrics: dict[str, float] = {}
-        while self.rollout.control_steps < config.env_steps:
-            if self.rollout.control_steps >= next_eval:
-                result = self.evaluate(config.eval_episodes, seed=10_000 + config.seed * 100)
-                self.curve.append(
-                    {
-                        "env_steps": self.rollout.control_steps,
-                        **result,
-                        **{k: metrics.get(k, float("nan")) for k in ("alpha", "divergence")},
-                    }
-                )
-                bar.set_postfix(success=f"{result['success_rate']:.2f}")
-                next_eval += config.eval_every
-            before = self.rollout.control_steps
-            command = self._explore(obs, high_level_steps)
-            next_obs, reward, terminated, truncated = self.rollout.step(obs, command)
-            self.replay.add(
-                obs=obs[None], actions=command[None], rewards=np.array([reward]),
-                next_obs=next_obs[None], dones=np.array([float(terminated)]),
-            )  # fmt: skip
-            high_level_steps += 1
-            obs = next_obs
-            if terminated or truncated:
-                obs = self.rollout.reset(seed=int(self.rng.integers(2**31)))
-            if high_level_steps >= config.warmup:
-                for _ in range(config.updates_per_step):
-                    metrics = self.update()
-            bar.update(self.rollout.control_steps - before)
-        bar.close()
-        result = self.evaluate(config.eval_episodes, seed=10_000 + config.seed * 100)
-        self.curve.append(
-            {
-                "env_steps": self.rollout.control_steps,
-                **result,
-                "alpha": metrics.get("alpha", float("nan")),
-                "divergence": metrics.get("divergence", float("nan")),
-            }
-        )
-        self.seconds = time.perf_counter() - started
-        return self.curve
-
-    def make_policy(self) -> SPiRLPolicy:
-        if self.skill is None:
-            raise IncompatibleError("flat_sac trains no skill-space policy to package")
-        return SPiRLPolicy(
-            copy.deepcopy(self.policy),
-            f"{self.skill.name}@{self.skill.version}",
-            self.skill.observation_space,
-            self.skill.command_space,
-            self.skill.hold_steps,
-        )
-
-    def config_json(self) -> dict[str, Any]:
-        return asdict(self.config)
-
-
-__all__ = ["SPiRLConfig", "SPiRLPolicy", "SPiRLTrainer", "check_policy_fits"]

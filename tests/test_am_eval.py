@@ -12,8 +12,7 @@ from gymnasium.spaces import Box
 
 import envs
 from hrl_runtime.cli import main
-from hrl_runtime.skill import SkillValue
-from planners.am_eval import (
+from hrl_runtime.experiments.am_eval import (
     EvalConfig,
     ValueCheckConfig,
     markdown_table,
@@ -21,6 +20,7 @@ from planners.am_eval import (
     value_diagnostics,
     value_table,
 )
+from hrl_runtime.skill import SkillValue
 
 LAYOUT = envs.MazeLayout.load("maze")
 SMALL = ValueCheckConfig(near_pairs=12, far_pairs=12, seed=3)
@@ -56,7 +56,7 @@ class AnalyticSkill:
     def greedy_action(self, obs, goal, rng=None):
         target = goal
         if self.knows_walls:  # along the path: its first waypoint in sight
-            from planners.am_eval import _first_leg
+            from hrl_runtime.experiments.am_eval import _first_leg
 
             target = _first_leg(LAYOUT, obs[:2].astype(np.float64), goal.astype(np.float64), 0.2)[0]
         direction = np.asarray(target, np.float64) - obs[:2]

@@ -1,4 +1,4 @@
-"""Tests for envs/datasets.py, envs/collect.py and envs/tasks.py: the trajectory format, its
+"""Tests for envs/datasets.py, envs/collect.py and envs/far_goal.py: the trajectory format, its
 refusals, the scripted collector, and the far-goal sparse task."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from envs import goal_space, make_env, xy_indices
 from envs.collect import CollectConfig, WaypointFollower, collect_dataset
 from envs.datasets import DatasetError, TrajectoryDataset, load_dataset
+from envs.far_goal import bfs_cell_distances, farthest_cell
 from envs.layout import MazeLayout
-from envs.tasks import bfs_cell_distances, farthest_cell
 
 SMALL = """
 #####

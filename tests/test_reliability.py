@@ -31,7 +31,7 @@ from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig
 from hrl_runtime.cli import main as hrl_main
 from hrl_runtime.registry import sha256_of
 from hrl_runtime.safety import SafetyConfig
-from hrl_runtime.server import PolicyServer, ServerConfig
+from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
 FAST = {"control_rt_priority": None, "gc_disable": False}
 

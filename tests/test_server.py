@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from hrl_runtime.client import HrlClient, ServerError
-from hrl_runtime.server import PolicyServer, ServerConfig
+from hrl_runtime.serving.client import HrlClient, ServerError
+from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_a_mujoco_plant_in_another_process_reaches_its_goal_through_the_server(r
     command = [
         sys.executable,
         "-m",
-        "hrl_runtime.client",
+        "hrl_runtime.serving.client",
         "--address",
         running_server.address,
         "--env",

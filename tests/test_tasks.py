@@ -8,7 +8,7 @@ import pytest
 
 from hrl_runtime.cli import main as hrl_main
 from hrl_runtime.errors import ConfigError
-from hrl_runtime.tasks import load_task, shipped_tasks
+from hrl_runtime.taskfiles import load_task, shipped_tasks
 
 VALID_STEP = (
     'skill = "scripted-reach"\nhigh_level = "sequence"\ngoal = [1.0, 0.0]\ntimeout_s = 2.0\n'

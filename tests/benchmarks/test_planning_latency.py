@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kernels
-from planners.benchmark import Workload, _ours, reference_rollout
+from hrl_runtime.experiments.planning_bench import Workload, _ours, reference_rollout
 
 pytest.importorskip("pytest_benchmark")
 

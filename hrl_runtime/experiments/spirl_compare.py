@@ -1,8 +1,8 @@
 """The downstream comparison: SPiRL vs SAC in skill space without the prior vs flat SAC on raw
 actions, same control-step budget, several seeds; learning curves as CSV and PNG.
 
-Each (method, seed) run is its own process (``python -m planners.spirl_compare``), so runs can
-go side by side on separate cores with pinned thread pools.
+Each (method, seed) run is its own process (``python -m hrl_runtime.experiments.spirl_compare``),
+so runs can go side by side on separate cores with pinned thread pools.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def run_one(method: str, seed: int, skill_ref: str, env_id: str, steps: int, eva
 
     torch.set_num_threads(1)
     from hrl_runtime.registry import SkillRegistry
-    from planners.spirl import SPiRLConfig, SPiRLTrainer
+    from skill_library.spirl.downstream import SPiRLConfig, SPiRLTrainer
 
     skill = None if method == "flat_sac" else SkillRegistry().load(skill_ref)
     config = SPiRLConfig(
@@ -49,14 +49,14 @@ def run_comparison(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Runs every (method, seed) and writes ``curves.csv``, ``curves.png`` and ``summary.json``."""
-    from planners.processes import run_json_processes
+    from hrl_runtime.experiments.processes import run_json_processes
 
     runs = [(m, s) for s in seeds for m in methods]
     commands = [
         [
             sys.executable,
             "-m",
-            "planners.spirl_compare",
+            "hrl_runtime.experiments.spirl_compare",
             "--method",
             method,
             "--seed",

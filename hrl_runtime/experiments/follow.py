@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from hrl_runtime.agent import HierarchicalAgent
-from hrl_runtime.errors import ConfigError, IncompatibleError
+from hrl_runtime.errors import ConfigError
 from hrl_runtime.loop import ControlLoop, LoopConfig, LoopResult
-from hrl_runtime.skill import Skill
+from hrl_runtime.skill import Skill, check_compatible
 
 logger = logging.getLogger(__name__)
 
@@ -127,26 +127,6 @@ def validate_goals(goals: np.ndarray, goal_space: Any, env_id: str) -> None:
                 f"goal {index + 1} ({goal[0]:g}, {goal[1]:g}) is not reachable in {env_id}: "
                 f"{reason}; choose goals in free space"
             )
-
-
-def check_compatible(skill: Skill, env: Any, env_id: str) -> None:
-    """Refuses a skill whose observations or actions do not match the environment's.
-
-    Raises:
-        IncompatibleError: naming the mismatch and the fix.
-    """
-    label = skill.name or type(skill).__name__
-    env_obs, env_act = env.observation_space.shape, env.action_space.shape
-    if skill.observation_space.shape != env_obs:
-        raise IncompatibleError(
-            f"skill {label!r} reads observations of shape {skill.observation_space.shape} but "
-            f"{env_id} gives {env_obs}; pick an environment the skill was made for"
-        )
-    if skill.action_space.shape != env_act:
-        raise IncompatibleError(
-            f"skill {label!r} outputs actions of shape {skill.action_space.shape} but {env_id} "
-            f"takes {env_act}; pick an environment the skill was made for"
-        )
 
 
 def follow_goals(

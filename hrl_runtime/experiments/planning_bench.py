@@ -8,7 +8,8 @@ cost, one full iteration (sample, rollout, weight, update).
 Every contender runs in its own process with its thread pools pinned (torch, OpenBLAS and numba
 pools in one process slow each other down), and every contender's rollout is checked against a
 float64 reference of the same network on the same commands, so nobody wins by computing less.
-Run it with ``hrl bench``; ``python -m planners.benchmark --contender NAME`` is one worker.
+Run it with ``hrl bench``; ``python -m hrl_runtime.experiments.planning_bench --contender NAME``
+is one worker.
 """
 
 from __future__ import annotations
@@ -402,7 +403,7 @@ def sweep_worker(repeats: int, budget_s: float) -> list[dict[str, Any]]:
 
 # --- the side-by-side driver -------------------------------------------------------------------
 def _spawn(args: list[str], env: dict[str, str], timeout: float) -> Any:
-    command = [sys.executable, "-m", "planners.benchmark", *args]
+    command = [sys.executable, "-m", "hrl_runtime.experiments.planning_bench", *args]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

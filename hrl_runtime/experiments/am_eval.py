@@ -79,7 +79,7 @@ class EvalConfig:
 
 def far_goal_episodes(layout: Any, seed: int, config: EvalConfig) -> list[tuple[np.ndarray, ...]]:
     """``goals_per_seed`` pairs ``(start (2,), goal (2,))`` with goal >= ``min_cells`` away."""
-    from envs.tasks import bfs_cell_distances
+    from envs.far_goal import bfs_cell_distances
 
     rng = np.random.default_rng(seed)
     episodes = []
@@ -254,7 +254,7 @@ def train_variants(
     Raises:
         RuntimeError: a run failed (its error output is included).
     """
-    from planners.processes import run_json_processes
+    from hrl_runtime.experiments.processes import run_json_processes
 
     runs = [(label, seed) for label in variants for seed in seeds]
     commands = [

@@ -1,28 +1,22 @@
-"""CLI commands for Actionable Models: ``hrl train am`` and ``hrl compare am`` (registered by
-:mod:`hrl_runtime.cli`)."""
+"""CLI commands for Actionable Models: ``hrl train am`` and ``hrl compare am``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
-
-WithJson = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 
 def cmd_train_am(args: argparse.Namespace) -> int:
-    from hrl_runtime.cli import _emit
-    from hrl_runtime.cli_learning import _load_dataset
     from skill_library.actionable import ActionableConfig, train_actionable
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
-    dataset = _load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset)
     config = replace(
         ActionableConfig(),
         steps=args.steps,
@@ -35,12 +29,12 @@ def cmd_train_am(args: argparse.Namespace) -> int:
         config,
         Path(args.out),
         name=args.name,
-        command="hrl " + shlex.join(args.argv),
+        command=command_line(args),
         resume=args.resume,
         progress=not args.json,
     )
     metrics = json.loads((path / "skill.json").read_text())["metrics"]
-    _emit(
+    emit(
         args,
         {"package": str(path), "metrics": metrics},
         f"wrote {path} ({metrics['steps']} steps in {metrics['wall_seconds_this_session']} s, "
@@ -50,8 +44,7 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
-    from hrl_runtime.cli import _emit
-    from planners.am_eval import EvalConfig, run_variants, train_variants
+    from hrl_runtime.experiments.am_eval import EvalConfig, run_variants, train_variants
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
@@ -64,9 +57,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         if args.steps < 1 or not args.train_seeds or args.jobs < 1:
             raise ConfigError("--steps and --jobs must be >= 1 and --train-seeds needs a seed")
-        from hrl_runtime.cli_learning import _load_dataset
-
-        _load_dataset(args.dataset)  # refuse a bad file before any run starts
+        load_dataset(args.dataset)  # refuse a bad file before any run starts
         variants = train_variants(
             args.dataset,
             args.steps,
@@ -101,7 +92,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         package_labels=labels,
         metadata=metadata,
     )
-    _emit(args, report, report["markdown"] + f"\nwrote {report['csv']}")
+    emit(args, report, report["markdown"] + f"\nwrote {report['csv']}")
     return 0
 
 
@@ -121,10 +112,9 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     am.set_defaults(func=cmd_train_am)
 
 
-def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
+def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl compare am``: far goals, several skills (variants) and planners, several seeds."""
-    compare = _compare_parser(commands)
-    am = with_json(compare.add_parser("am", help="Actionable Models variants on far goals"))
+    am = with_json(compare_targets.add_parser("am", help="Actionable Models variants on far goals"))
     am.add_argument(
         "--dataset",
         help="train the variants chaining, no-chaining and no-negatives on this HDF5 file, "
@@ -151,14 +141,3 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     )
     am.add_argument("--out", default="runs/am-compare", help="CSV and JSON go here")
     am.set_defaults(func=cmd_compare_am)
-
-
-def _compare_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``compare`` command's sub-parsers (made here if no other module made it)."""
-    parser = commands.choices.get("compare")
-    if parser is None:
-        parser = commands.add_parser("compare", help="side-by-side evaluations")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest="compare_target", required=True, metavar="TARGET")

@@ -1,8 +1,9 @@
-"""The reference client of :mod:`hrl_runtime.server`, and an external plant loop that uses it.
+"""The reference client of :mod:`hrl_runtime.serving.server`, and an external plant loop that uses
+it.
 
 The client needs only numpy and pyzmq (no torch): it is what a robot-side Python process runs.
-``python -m hrl_runtime.client --env hrl/PointArena-v0 --goals "1.5,1.0"`` runs a MuJoCo plant
-at 100 Hz through a server started with ``hrl serve``, and prints one JSON object.
+``python -m hrl_runtime.serving.client --env hrl/PointArena-v0 --goals "1.5,1.0"`` runs a MuJoCo
+plant at 100 Hz through a server started with ``hrl serve``, and prints one JSON object.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ServerError(HrlError):
     """The server answered with an error.
 
     Attributes:
-        code: the error code (see :mod:`hrl_runtime.server`).
+        code: the error code (see :mod:`hrl_runtime.serving.server`).
         reply: the whole reply; ``reply.get("action")`` is the safe action for observation
             errors of ``get_action``.
     """

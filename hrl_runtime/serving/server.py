@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from hrl_runtime.errors import HrlError
+from hrl_runtime.registry import load_skill
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ class _Session:
         from dataclasses import replace
 
         from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig
-        from hrl_runtime.cli import _load_skill
         from hrl_runtime.safety import SafetyConfig
         from planners import MPPIConfig, SequenceConfig, build_goal_follower
 
@@ -150,7 +150,7 @@ class _Session:
         except (ValueError, TypeError) as error:
             raise RequestError("bad_field", str(error)) from None
         try:
-            skill = _load_skill(skill_ref)
+            skill = load_skill(skill_ref)
             if max(xy) >= skill.observation_space.shape[0] or min(xy) < 0:
                 raise RequestError("bad_field", f"xy_indices {xy} out of range for the skill")
             self.sequence_config = SequenceConfig(radius, steps_per_goal)

@@ -1,0 +1,57 @@
+"""The ``hrl`` command line: one module per command group, assembled here.
+
+Every command that reports results takes ``--json`` and then prints exactly one JSON object on
+stdout. Input errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from hrl_runtime.cli import am, bench, dads, data, follow, runtime, skills, spirl
+from hrl_runtime.cli.common import compare_targets, with_json
+from hrl_runtime.errors import HrlError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hrl`` parser with every command group's sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="hrl", description="hrl-runtime: hierarchical planning and control for robot learning"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    skills.add_commands(commands, with_json)
+    follow.add_commands(commands, with_json)
+
+    train = commands.add_parser("train", help="train skills")
+    algorithms = train.add_subparsers(dest="algorithm", required=True, metavar="ALGORITHM")
+    dads.add_train_commands(algorithms, with_json)
+    spirl.add_train_commands(algorithms, with_json)
+    am.add_train_commands(algorithms, with_json)
+
+    data.add_commands(commands, with_json)
+    targets = compare_targets(commands)
+    spirl.add_commands(commands, targets, with_json)
+    am.add_commands(targets, with_json)
+    bench.add_commands(commands, with_json)
+    runtime.add_commands(commands, with_json)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hrl`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except HrlError as error:
+        print(f"hrl: error: {error}", file=sys.stderr)
+        return 2

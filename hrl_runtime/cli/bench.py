@@ -1,0 +1,76 @@
+"""``hrl bench``: planning latency side by side with other planners, and ``hrl bench loop``: the
+asynchronous loop's real-time figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hrl_runtime.cli.common import WithJson, emit, ms
+from hrl_runtime.errors import ConfigError
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hrl_runtime.experiments.planning_bench import run_benchmark, table_lines
+
+    if args.target == "loop":
+        return cmd_bench_loop(args)
+    if args.runs < 1 or args.repeats < 10:
+        raise ConfigError("--runs must be >= 1 and --repeats >= 10")
+    report = run_benchmark(
+        runs=args.runs,
+        repeats=args.repeats,
+        threads=args.threads,
+        sweep=not args.no_sweep,
+        out_dir=Path(args.out),
+        progress=not args.json,
+    )
+    text = "\n".join(table_lines(report)) + f"\nwrote {report['plot']} and {report['table']}"
+    emit(args, report, text)
+    return 0
+
+
+def cmd_bench_loop(args: argparse.Namespace) -> int:
+    from hrl_runtime.experiments.loop_bench import run_loop_benchmark
+
+    report = run_loop_benchmark(steps=args.steps, seed=getattr(args, "seed", 0))
+    control = report["control_latency_ms"]
+    text = "\n".join(
+        [
+            report["workload"],
+            f"steps {report['steps']} in {report['wall_time_s']:.1f} s, deadline misses "
+            f"{report['deadline_misses']} (skipped cycles {report['skipped_cycles']})",
+            f"control latency ms  p50 {ms(control['p50'])}  p99 {ms(control['p99'])}  "
+            f"max {ms(control['max'])}",
+            f"tick lateness ms    p99 {ms(report['tick_lateness_ms']['p99'])}  "
+            f"max {ms(report['tick_lateness_ms']['max'])}",
+            f"planner {report['planner_rate_hz']:.1f} Hz, latency ms p50 "
+            f"{ms(report['planner_latency_ms']['p50'])} p99 "
+            f"{ms(report['planner_latency_ms']['p99'])}; plan age p99 "
+            f"{ms(report['plan_age_ms']['p99'])} ms",
+            f"faults {report['faults']}, goals reached {report['goals_reached']}",
+        ]
+    )
+    emit(args, report, text)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
+    """``hrl bench [planner|loop]``."""
+    bench = with_json(
+        commands.add_parser("bench", help="planning latency side by side (W1 workload)")
+    )
+    bench.add_argument(
+        "target",
+        nargs="?",
+        choices=("planner", "loop"),
+        default="planner",
+        help="planner (default): planning latency; loop: the async control loop at 100 Hz",
+    )
+    bench.add_argument("--steps", type=int, default=10_000, help="loop: control ticks")
+    bench.add_argument("--runs", type=int, default=3, help="side-by-side runs (median taken)")
+    bench.add_argument("--repeats", type=int, default=200, help="timed iterations per run")
+    bench.add_argument("--threads", type=int, default=2, help="cores each contender may use")
+    bench.add_argument("--no-sweep", action="store_true", help="skip the K x T sweep")
+    bench.add_argument("--out", default="runs/bench", help="where the table and PNG go")
+    bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,57 @@
+"""``hrl train dads``: DADS skill discovery from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from hrl_runtime.cli.common import WithJson, command_line, emit, make_env
+
+
+def cmd_train_dads(args: argparse.Namespace) -> int:
+    from skill_library.dads import DADSConfig, DADSTrainer  # torch: loaded only when training
+
+    config = replace(
+        DADSConfig(),
+        env_id=args.env,
+        latent_dim=args.latent_dim,
+        steps=args.steps,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        off_policy=args.off_policy,
+    )
+    if args.all_dims:
+        config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
+    command = command_line(args)
+    trainer = DADSTrainer(config, Path(args.out), command=command)
+    path = trainer.train(resume=args.resume, progress=not args.json, name=args.name)
+    metrics = json.loads((path / "skill.json").read_text())["metrics"]
+    payload = {"package": str(path), "metrics": metrics, "plot": str(path / "skills.png")}
+    emit(
+        args,
+        payload,
+        f"wrote {path} ({metrics['steps']} steps, dynamics log-likelihood "
+        f"{metrics['dynamics_log_likelihood']:.3f}, intrinsic reward "
+        f"{metrics['intrinsic_reward']:.3f}, "
+        f"skill distinctness {metrics['skill_distinctness']:.1f})",
+    )
+    return 0
+
+
+def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
+    """``hrl train dads``."""
+    dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
+    dads.add_argument("--env", default="hrl/PointArena-v0", help="environment id")
+    dads.add_argument("--latent-dim", type=int, default=2, help="skill dimension dz")
+    dads.add_argument("--steps", type=int, default=100_000, help="policy steps in total")
+    dads.add_argument("--out", required=True, help="package directory (checkpoints inside)")
+    dads.add_argument("--seed", type=int, default=0)
+    dads.add_argument("--name", default="dads-skills", help="package name in the registry")
+    dads.add_argument("--num-envs", type=int, default=16, help="environments side by side")
+    dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
+    dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
+    dads.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    dads.set_defaults(func=cmd_train_dads)

@@ -1,0 +1,278 @@
+"""``hrl follow``, ``hrl demo`` and ``hrl envs``: goal following from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrl_runtime.cli.common import WithJson, emit, json_default, make_env
+from hrl_runtime.errors import ConfigError, IncompatibleError
+from hrl_runtime.experiments.follow import (
+    FollowConfig,
+    follow_goals,
+    parse_goals,
+    plot_follow,
+    validate_goals,
+)
+from hrl_runtime.registry import load_skill
+
+DEFAULT_STEPS_PER_GOAL = 1000
+"""Steps per goal for environments that declare no episode length."""
+
+
+def _run_follow(
+    *,
+    skill_ref: str,
+    env_id: str,
+    planner: str,
+    goals: np.ndarray | None,
+    random_goals: int | None,
+    seed: int,
+    steps_per_goal: int | None,
+    radius: float,
+    realtime: bool,
+    record_plans_every: int = 0,
+    video: str | None = None,
+):
+    import envs  # MuJoCo and numba load when a command needs them, not for `hrl --help`
+    from planners import SequenceConfig, build_goal_follower
+
+    if steps_per_goal is None:
+        steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
+    if steps_per_goal < 1:
+        raise ConfigError(f"--max-steps must be >= 1, got {steps_per_goal}")
+    if radius <= 0:
+        raise ConfigError(f"--radius must be > 0, got {radius}")
+    skill = load_skill(skill_ref)
+    n_goals = len(goals) if goals is not None else int(random_goals or 0)
+    if n_goals < 1:
+        raise ConfigError("--random-goals must be >= 1")
+    render_mode = "rgb_array" if video else None
+    env = make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
+    xy = envs.xy_indices(env)
+    if xy is None:
+        raise IncompatibleError(
+            f"{env_id} does not expose an x-y position, which goal following needs; "
+            f"choose one of {', '.join(envs.env_ids())} that does"
+        )
+    space = envs.goal_space(env)
+    if goals is None:
+        if space is None:
+            raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
+        goals = space.sample(np.random.default_rng(seed), n_goals)
+    validate_goals(goals, space, env_id)
+    config = FollowConfig(
+        success_radius=radius, steps_per_goal=steps_per_goal, realtime=realtime, seed=seed
+    )
+    high_level = build_goal_follower(
+        planner, skill, goals, xy, SequenceConfig(radius, steps_per_goal), seed=seed
+    )
+    frames: list[np.ndarray] = []
+    frame_every = max(1, round(0.04 / float(env.unwrapped.dt))) if video else 0  # 25 fps
+    if video:
+        _check_rendering(env, video)
+    report = follow_goals(
+        skill,
+        high_level,
+        env,
+        env_id=env_id,
+        planner=planner,
+        goals=goals,
+        xy_indices=xy,
+        config=config,
+        control_period_s=float(env.unwrapped.dt),
+        record_plans_every=record_plans_every,
+        frame_every=frame_every,
+        frames=frames,
+    )
+    if video:
+        _write_video(frames, video, fps=25)
+    return report, env
+
+
+def _check_rendering(env, video: str) -> None:
+    suffix = Path(video).suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise ConfigError(f"--video must end in .mp4 or .gif, got {video!r}")
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif"
+            ) from None
+    env.reset(seed=0)
+    try:
+        frame = env.render()
+    except Exception as error:  # GL back ends fail in many ways; report, do not crash
+        raise ConfigError(
+            f"offscreen rendering is unavailable ({type(error).__name__}: {error}); install "
+            "libosmesa6 and set MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa, or drop --video"
+        ) from None
+    if frame is None:
+        raise ConfigError("the environment rendered no frame; drop --video")
+
+
+def _write_video(frames: list[np.ndarray], path: str, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path.lower().endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps)
+
+
+def _report_text(payload: dict[str, Any]) -> str:
+    lines = [f"{'#':>3} {'goal':>16} {'reached':>8} {'distance':>9} {'steps':>6} {'norm.dist':>9}"]
+    for index, goal in enumerate(payload["goals"]):
+        distance = goal["final_distance"]
+        normalized = goal["normalized_distance"]
+        lines.append(
+            f"{index + 1:>3} {goal['goal'][0]:>7.2f},{goal['goal'][1]:>7.2f}  "
+            f"{'yes' if goal['reached'] else 'no':>8} "
+            f"{distance if distance is not None else float('nan'):>9.3f} {goal['steps']:>6} "
+            f"{normalized if normalized is not None else float('nan'):>9.3f}"
+        )
+    control, planner = payload["control_latency_ms"], payload["planner_latency_ms"]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines += [
+        f"success rate {payload['success_rate']:.0%} over {len(payload['goals'])} goals, "
+        f"{payload['steps']} steps at {payload['control_period_ms']:g} ms",
+        f"control latency ms  p50 {ms(control['p50'])}  p99 {ms(control['p99'])}  "
+        f"max {ms(control['max'])}",
+        f"planner latency ms  p50 {ms(planner['p50'])}  p99 {ms(planner['p99'])}  "
+        f"max {ms(planner['max'])}",
+        f"deadline misses {payload['deadline_misses']}, faults {payload['faults']}",
+    ]
+    return "\n".join(lines)
+
+
+def _layout_of(env) -> Any:
+    return getattr(env.unwrapped, "layout", None)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    if (args.goals is None) == (args.random_goals is None):
+        raise ConfigError('give exactly one of --goals "x,y;..." or --random-goals N')
+    goals = parse_goals(args.goals) if args.goals is not None else None
+    report, env = _run_follow(
+        skill_ref=args.skill,
+        env_id=args.env,
+        planner=args.planner,
+        goals=goals,
+        random_goals=args.random_goals,
+        seed=args.seed,
+        steps_per_goal=args.max_steps,
+        radius=args.radius,
+        realtime=args.realtime,
+        record_plans_every=4 if args.plot else 0,
+        video=args.video,
+    )
+    payload = report.to_json()
+    if args.plot:
+        payload["plot"] = str(plot_follow(report, args.plot, _layout_of(env), args.radius))
+    emit(args, payload, _report_text(payload))
+    return 0
+
+
+# A tour of the open arena: far apart, in every direction, ending back near the start.
+DEMO_GOALS = "3.5,3.5;-3.5,3.0;-4.0,-3.5;3.0,-4.0;4.0,0.5;-0.5,0.5"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.scenario == "dads":
+        # Zero-shot goal following: DADS skills learned without reward, composed by latent MPPI.
+        env_id, skill_ref, planner = "hrl/PointArena-v0", "dads-pointmass", "mppi"
+        goals = parse_goals(DEMO_GOALS)
+    else:
+        # The scripted reach skill touring the maze's goal cells along corridor waypoints.
+        env_id, skill_ref, planner = "hrl/PointMaze-v0", "scripted-reach", "sequence"
+        from envs import MazeLayout
+
+        layout = MazeLayout.load("maze")
+        waypoints, position = [], layout.start_xy
+        for cell in layout.goal_cells:
+            target = layout.xy_of(cell)
+            waypoints.extend(layout.shortest_path(position, target))
+            position = target
+        goals = np.asarray(waypoints)
+    report, env = _run_follow(
+        skill_ref=skill_ref,
+        env_id=env_id,
+        planner=planner,
+        goals=goals,
+        random_goals=None,
+        seed=args.seed,
+        steps_per_goal=1000,
+        radius=0.5,
+        realtime=False,
+        record_plans_every=4,
+        video=args.video,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = report.to_json()
+    payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), 0.5))
+    if args.video:
+        payload["video"] = args.video
+    (out / "demo.json").write_text(json.dumps(payload, indent=2, default=json_default) + "\n")
+    emit(args, payload, _report_text(payload) + f"\nwrote {payload['plot']}")
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    ids = envs.env_ids()
+    emit(args, {"envs": ids}, "\n".join(ids))
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
+    """``hrl follow``, ``hrl demo`` and ``hrl envs``."""
+    follow = with_json(commands.add_parser("follow", help="follow goals with a skill"))
+    follow.add_argument("--skill", required=True, help="skill NAME[@VERSION] or directory")
+    follow.add_argument("--env", required=True, help="environment id (see `hrl envs`)")
+    goals = follow.add_mutually_exclusive_group(required=True)
+    goals.add_argument(
+        "--goals", help='goals as "x,y;x,y;..." in metres (write --goals="-1,2;..." if negative)'
+    )
+    goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
+    follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")
+    follow.add_argument("--seed", type=int, default=0, help="seed for goals, reset and planner")
+    follow.add_argument(
+        "--max-steps",
+        type=int,
+        help="control steps allowed per goal (default: the env's episode length, 2000 in "
+        f"hrl/PointMaze-v0, 1000 in hrl/PointArena-v0; {DEFAULT_STEPS_PER_GOAL} if it has none)",
+    )
+    follow.add_argument("--radius", type=float, default=0.5, help="success radius, metres")
+    follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
+    follow.add_argument("--plot", help="write a PNG of the run here")
+    follow.add_argument("--video", help="write a video (.mp4 or .gif; needs offscreen GL)")
+    follow.set_defaults(func=cmd_follow)
+
+    demo = with_json(
+        commands.add_parser("demo", help="the main demo: zero-shot goal following with DADS")
+    )
+    demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--scenario",
+        choices=("dads", "maze"),
+        default="dads",
+        help="dads: DADS skills + latent MPPI in the arena; maze: scripted reach through the maze",
+    )
+    demo.add_argument("--video", help="also write a video (.mp4 or .gif; needs offscreen GL)")
+    demo.set_defaults(func=cmd_demo)
+
+    envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))
+    envs_parser.set_defaults(func=cmd_envs)
