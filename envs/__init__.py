@@ -7,10 +7,10 @@ Make every environment through :func:`make_env`.
 from envs.collect import CollectConfig, WaypointFollower, collect_dataset
 from envs.datasets import DatasetError, TrajectoryDataset, load_dataset
 from envs.far_goal import FixedGoal, bfs_cell_distances, farthest_cell
-from envs.goals import GoalFollowing, GoalSpace
+from envs.goals import GoalFollowing, GoalSpace, goal_space, xy_indices
 from envs.layout import MazeLayout
 from envs.point_mass import PointMassConfig, PointMassEnv
-from envs.registration import env_ids, episode_steps, goal_space, make_env, xy_indices
+from envs.registration import env_ids, episode_steps, make_env
 
 __all__ = [
     "CollectConfig",

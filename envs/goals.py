@@ -1,4 +1,4 @@
-"""x-y goal spaces and the goal-following task wrapper."""
+"""x-y goal spaces, their lookup through wrappers, and the goal-following task wrapper."""
 
 from __future__ import annotations
 
@@ -127,6 +127,46 @@ class GoalSpace:
         return np.clip(points, self.low, self.high)
 
 
+# ---------------------------------------------------------------------------- wrapper lookups
+
+
+def xy_indices(env: gymnasium.Env) -> tuple[int, int] | None:
+    """The observation indices of the agent's x-y, looking through wrappers.
+
+    Args:
+        env: Any Gymnasium env, wrapped or not.
+
+    Returns:
+        ``(ix, iy)``, or None if the env does not declare them.
+    """
+    try:
+        indices = env.get_wrapper_attr("xy_indices")
+    except AttributeError:
+        return None
+    return None if indices is None else (int(indices[0]), int(indices[1]))
+
+
+def goal_space(env: gymnasium.Env) -> GoalSpace | None:
+    """The env's x-y goal space, looking through wrappers.
+
+    Args:
+        env: Any Gymnasium env, wrapped or not.
+
+    Returns:
+        The goal space, or None if the env does not declare one.
+    """
+    return _declared_goal_space(env)
+
+
+def _declared_goal_space(env: gymnasium.Env) -> GoalSpace | None:
+    # GoalFollowing's ``goal_space`` argument shadows :func:`goal_space`, so it calls this.
+    try:
+        space = env.get_wrapper_attr("goal_space")
+    except AttributeError:
+        return None
+    return space if isinstance(space, GoalSpace) else None
+
+
 RewardKind = Literal["dense", "sparse"]
 
 
@@ -167,17 +207,14 @@ class GoalFollowing(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
             goal_in_obs=goal_in_obs,
         )
         gymnasium.Wrapper.__init__(self, env)
-        from envs.registration import goal_space as find_goal_space
-        from envs.registration import xy_indices as find_xy_indices
-
-        indices = find_xy_indices(env)
+        indices = xy_indices(env)
         if indices is None:
             raise ValueError(
                 f"GoalFollowing: {env} does not expose xy_indices, so the x-y position cannot be "
                 "read from its observations; make it with envs.make_env or give the env an "
                 "xy_indices attribute."
             )
-        space = goal_space if goal_space is not None else find_goal_space(env)
+        space = goal_space if goal_space is not None else _declared_goal_space(env)
         if space is None:
             raise ValueError(
                 f"GoalFollowing: no goal space known for {env}; pass goal_space=GoalSpace.box(...)."

@@ -2,7 +2,7 @@
 
 Every env from :func:`make_env` has a flat float32 ``Box`` observation space. Envs whose
 observation holds the agent's x-y expose ``xy_indices`` and a ``goal_space`` (read them through
-wrappers with :func:`xy_indices` and :func:`goal_space`).
+wrappers with :func:`envs.goals.xy_indices` and :func:`envs.goals.goal_space`).
 """
 
 from __future__ import annotations
@@ -284,38 +284,3 @@ def episode_steps(env_id: str) -> int | None:
         return gymnasium.spec(env_id).max_episode_steps
     except gymnasium.error.Error:
         return None
-
-
-# ---------------------------------------------------------------------------- wrapper lookups
-
-
-def xy_indices(env: gymnasium.Env) -> tuple[int, int] | None:
-    """The observation indices of the agent's x-y, looking through wrappers.
-
-    Args:
-        env: Any Gymnasium env, wrapped or not.
-
-    Returns:
-        ``(ix, iy)``, or None if the env does not declare them.
-    """
-    try:
-        indices = env.get_wrapper_attr("xy_indices")
-    except AttributeError:
-        return None
-    return None if indices is None else (int(indices[0]), int(indices[1]))
-
-
-def goal_space(env: gymnasium.Env) -> GoalSpace | None:
-    """The env's x-y goal space, looking through wrappers.
-
-    Args:
-        env: Any Gymnasium env, wrapped or not.
-
-    Returns:
-        The goal space, or None if the env does not declare one.
-    """
-    try:
-        space = env.get_wrapper_attr("goal_space")
-    except AttributeError:
-        return None
-    return space if isinstance(space, GoalSpace) else None
