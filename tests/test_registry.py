@@ -190,13 +190,13 @@ def test_builtin_kinds_come_from_entry_points():
 
 @pytest.mark.parametrize("header_length", [640, 896, 1152, 1408])
 def test_safetensors_headers_that_look_like_pickle_markers_are_accepted(tmp_path, header_length):
-    from hrl_runtime.registry import _check_not_pickle
+    from hrl_runtime.manifest import check_not_pickle
 
     path = tmp_path / "weights.safetensors"
     header = b"{" + b" " * (header_length - 2) + b"}"
     path.write_bytes(header_length.to_bytes(8, "little") + header + bytes(16))
     assert path.read_bytes()[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-    _check_not_pickle(path)  # the safetensors layout wins over the pickle marker
+    check_not_pickle(path)  # the safetensors layout wins over the pickle marker
     path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(PackageError, match="never unpickles"):
-        _check_not_pickle(path)
+        check_not_pickle(path)
