@@ -12,14 +12,18 @@ import numpy as np
 import pytest
 
 import kernels
-from hrl_runtime.experiments.planning_bench import Workload, _ours, reference_rollout
+from hrl_runtime.experiments.planning_contenders import (
+    Workload,
+    hrl_mppi_contender,
+    reference_rollout,
+)
 
 pytest.importorskip("pytest_benchmark")
 
 
 @pytest.mark.parametrize(("samples", "horizon"), [(1024, 10), (256, 10), (4096, 10)])
 def test_mppi_iteration(benchmark, samples, horizon):
-    iterate, check = _ours(Workload(num_samples=samples, horizon=horizon))
+    iterate, check = hrl_mppi_contender(Workload(num_samples=samples, horizon=horizon))
     benchmark.pedantic(iterate, rounds=50, warmup_rounds=5)
     error = check()
     benchmark.extra_info["rollout_max_abs_error"] = error
@@ -29,7 +33,7 @@ def test_mppi_iteration(benchmark, samples, horizon):
 
 
 def test_rollout_kernel_w1(benchmark):
-    iterate, _ = _ours(Workload())
+    iterate, _ = hrl_mppi_contender(Workload())
     planner = iterate.__self__
     iterate()
     benchmark.pedantic(planner._rollout, rounds=50, warmup_rounds=5)
