@@ -12,14 +12,8 @@ from gymnasium.spaces import Box
 
 import envs
 from hrl_runtime.cli import main
-from hrl_runtime.experiments.am_eval import (
-    EvalConfig,
-    ValueCheckConfig,
-    markdown_table,
-    run_variants,
-    value_diagnostics,
-    value_table,
-)
+from hrl_runtime.experiments.am_eval import EvalConfig, markdown_table, run_variants
+from hrl_runtime.experiments.am_values import ValueCheckConfig, value_diagnostics, value_table
 from hrl_runtime.skill import SkillValue
 
 LAYOUT = envs.MazeLayout.load("maze")
@@ -56,9 +50,9 @@ class AnalyticSkill:
     def greedy_action(self, obs, goal, rng=None):
         target = goal
         if self.knows_walls:  # along the path: its first waypoint in sight
-            from hrl_runtime.experiments.am_eval import _first_leg
+            from hrl_runtime.experiments.am_values import first_leg
 
-            target = _first_leg(LAYOUT, obs[:2].astype(np.float64), goal.astype(np.float64), 0.2)[0]
+            target = first_leg(LAYOUT, obs[:2].astype(np.float64), goal.astype(np.float64), 0.2)[0]
         direction = np.asarray(target, np.float64) - obs[:2]
         return (direction / np.abs(direction).max()).astype(np.float32)
 

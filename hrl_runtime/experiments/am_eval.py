@@ -1,58 +1,43 @@
 """Far-goal evaluation of Actionable Models variants: which training, which high level.
 
 :func:`train_variants` trains each variant (:data:`VARIANTS`: goal chaining and conservative
-negatives, without chaining, without negatives) once per training seed, each run its own
-``hrl train am`` process. :func:`run_variants` evaluates every package under every planner on
-far-goal episodes: each starts at a random free point and has one goal at least ``min_cells``
-BFS cells away (in a maze whose training trajectories each cover only a few cells, such goals
-need stitching); every package sees the same episodes. The result is a CSV, a JSON summary and
-a Markdown table of success rates, one column per training seed.
+negatives, without chaining, without negatives) once per training seed, each run its own process
+(``python -m hrl_runtime.experiments.am_eval train ...``, see :func:`train_one`).
+:func:`run_variants` evaluates every package under every planner on far-goal episodes: each
+starts at a random free point and has one goal at least ``min_cells`` BFS cells away (in a maze
+whose training trajectories each cover only a few cells, such goals need stitching); every
+package sees the same episodes. The result is a CSV, a JSON summary and a Markdown table of
+success rates, one column per training seed, with the value diagnostics of
+:mod:`hrl_runtime.experiments.am_values` beside them.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
-import itertools
 import json
+import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hrl_runtime.agent import HierarchicalAgent
+from hrl_runtime.experiments.am_values import ValueCheckConfig, value_diagnostics, value_table
 from hrl_runtime.loop import ControlLoop, LoopConfig
 from planners.factory import build_goal_follower
 from planners.sequence import SequenceConfig
 
-VARIANTS: dict[str, tuple[str, ...]] = {
-    # label: extra `hrl train am` flags
-    "chaining": (),
-    "no-chaining": ("--no-chaining",),
-    "no-negatives": ("--no-negatives",),
+VARIANTS: dict[str, dict[str, bool]] = {
+    # label: the parts of the method (ActionableConfig fields) it leaves out
+    "chaining": {},
+    "no-chaining": {"chaining": False},
+    "no-negatives": {"negatives": False},
 }
 """The training variants of the ablation: the full method, and each with one part removed."""
-
-
-@dataclass(frozen=True)
-class ValueCheckConfig:
-    """Configuration of :func:`value_diagnostics`."""
-
-    near_pairs: int = 100
-    """Start-goal pairs ``near_distance`` apart with a wall in between, and as many in sight."""
-    near_distance: tuple[float, float] = (1.5, 3.0)
-    """Metres, the straight-line range of the near pairs."""
-    far_pairs: int = 200
-    """Start-goal pairs ``far_distance`` apart."""
-    far_distance: tuple[float, float] = (6.0, 20.0)
-    """Metres, the straight-line range of the far pairs."""
-    clearance: float = 0.2
-    """A straight segment is in sight when it stays this far from every wall (the body's
-    radius), metres; starts and goals are ``clearance + 0.1`` from walls."""
-    seed: int = 0
-    """Seed of the pairs (every skill sees the same ones)."""
 
 
 @dataclass(frozen=True)
@@ -134,97 +119,6 @@ def evaluate(skill: Any, planner: str, seed: int, config: EvalConfig) -> dict[st
     }
 
 
-def _in_sight(layout: Any, a: np.ndarray, b: np.ndarray, clearance: float) -> bool:
-    points = a + np.linspace(0.0, 1.0, 40)[:, None] * (b - a)
-    return bool(layout.free_mask(points, clearance).all())
-
-
-def _first_leg(layout: Any, start: np.ndarray, goal: np.ndarray, clearance: float):
-    """The farthest waypoint of the shortest corridor path in sight of ``start``, and the
-    path's length (metres)."""
-    path = [start, *np.asarray(layout.shortest_path(start, goal))]
-    length = float(sum(np.linalg.norm(q - p) for p, q in itertools.pairwise(path)))
-    leg = next((p for p in reversed(path[1:]) if _in_sight(layout, start, p, clearance)), path[1])
-    return np.asarray(leg), length
-
-
-def value_diagnostics(skill: Any, layout: Any, config: ValueCheckConfig) -> dict[str, float]:
-    """How well a goal-conditioned Q knows the walls of a maze, from its shortest paths.
-
-    For near pairs (a few metres apart), ``value_auc`` is the probability that a pair in sight
-    gets a higher ``V(s, g) = max_a Q(s, a, g)`` than a pair with a wall in between (0.5: walls
-    unseen). For pairs with a wall in between and for far pairs, ``*_heads_along_path`` is the
-    share of greedy actions ``argmax_a Q`` (from rest) within 60 degrees of the first straight
-    leg of the shortest path (a policy blind to walls heads straight for the goal instead).
-    ``far_value_path_corr`` is the correlation of ``log V`` with the path length over far pairs
-    (-1: V falls with the distance actually to be travelled).
-
-    Args:
-        skill: a goal-commanded skill with ``value`` and ``greedy_action(obs, goal, rng)``.
-        layout: the maze (``envs.MazeLayout``).
-        config: which pairs.
-
-    Returns:
-        ``value_auc``, ``blocked_heads_along_path``, ``far_heads_along_path``,
-        ``far_value_path_corr``, and the pair counts.
-    """
-    from planners.chaining import value_action_set
-
-    rng = np.random.default_rng(config.seed)
-    actions = value_action_set(skill.action_space)
-    obs_dim = skill.observation_space.shape[0]
-
-    def pairs(count: int, bounds: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:
-        found = []
-        while len(found) < count:
-            a, b = layout.sample_free(rng, 2, margin=config.clearance + 0.1)
-            if bounds[0] <= np.linalg.norm(b - a) <= bounds[1]:
-                found.append((a, b))
-        return found
-
-    def observation(xy: np.ndarray) -> np.ndarray:
-        obs = np.zeros(obs_dim, np.float32)
-        obs[:2] = xy
-        return obs
-
-    def value(a: np.ndarray, b: np.ndarray) -> float:
-        obs = np.tile(observation(a), (len(actions), 1))
-        goals = np.tile(b.astype(np.float32), (len(actions), 1))
-        return float(skill.value.value(obs, actions, goals).max())
-
-    def heads_along(a: np.ndarray, b: np.ndarray, leg: np.ndarray) -> bool:
-        action = skill.greedy_action(observation(a), b.astype(np.float32), np.random.default_rng(0))
-        direction = leg - a
-        norm = np.linalg.norm(action[:2]) * np.linalg.norm(direction)
-        return bool(norm > 0 and action[:2] @ direction / norm > 0.5)
-
-    in_sight, blocked, blocked_heads = [], [], []
-    while min(len(in_sight), len(blocked)) < config.near_pairs:
-        ((a, b),) = pairs(1, config.near_distance)
-        if _in_sight(layout, a, b, config.clearance):
-            if len(in_sight) < config.near_pairs:
-                in_sight.append(value(a, b))
-        elif len(blocked) < config.near_pairs:
-            blocked.append(value(a, b))
-            blocked_heads.append(heads_along(a, b, _first_leg(layout, a, b, config.clearance)[0]))
-    far_heads, log_values, lengths = [], [], []
-    for a, b in pairs(config.far_pairs, config.far_distance):
-        leg, length = _first_leg(layout, a, b, config.clearance)
-        far_heads.append(heads_along(a, b, leg))
-        log_values.append(np.log(max(value(a, b), 1e-9)))
-        lengths.append(length)
-    seen, walled = np.asarray(in_sight), np.asarray(blocked)
-    auc = float(np.mean(seen[:, None] > walled[None])) if len(seen) and len(walled) else np.nan
-    return {
-        "value_auc": auc,
-        "blocked_heads_along_path": float(np.mean(blocked_heads)) if blocked_heads else np.nan,
-        "far_heads_along_path": float(np.mean(far_heads)),
-        "far_value_path_corr": float(np.corrcoef(log_values, lengths)[0, 1]),
-        "near_pairs_in_sight": len(seen),
-        "near_pairs_blocked": len(walled),
-    }
-
-
 def train_variants(
     dataset: Path | str,
     steps: int,
@@ -234,7 +128,7 @@ def train_variants(
     jobs: int = 2,
     progress: bool = True,
 ) -> dict[str, list[str]]:
-    """Trains every (variant, seed) with ``hrl train am``, each in its own process.
+    """Trains every (variant, seed) with :func:`train_one`, each in its own process.
 
     Runs resume from their checkpoints, so an interrupted comparison continues where it
     stopped and a finished run is only re-packaged.
@@ -261,9 +155,10 @@ def train_variants(
         [
             sys.executable,
             "-m",
-            "hrl_runtime.cli",
+            "hrl_runtime.experiments.am_eval",
             "train",
-            "am",
+            "--variant",
+            label,
             "--dataset",
             str(dataset),
             "--out",
@@ -274,9 +169,6 @@ def train_variants(
             str(steps),
             "--seed",
             str(seed),
-            "--resume",
-            "--json",
-            *VARIANTS[label],
         ]
         for label, seed in runs
     ]
@@ -287,6 +179,44 @@ def train_variants(
     for (label, _), package in zip(runs, packages, strict=True):
         trained[label].append(package)
     return trained
+
+
+def train_one(
+    variant: str, dataset: Path | str, out_dir: Path, name: str, steps: int, seed: int
+) -> dict[str, Any]:
+    """Trains (or resumes) one variant in this process, configured as ``hrl train am`` would.
+
+    Args:
+        variant: a label of :data:`VARIANTS`.
+        dataset: the HDF5 trajectories.
+        out_dir: the package directory (checkpoints inside).
+        name: the package name.
+        steps: gradient steps.
+        seed: training seed.
+
+    Returns:
+        ``{"package": directory, "metrics": the manifest's metrics}``.
+    """
+    import envs
+    from skill_library.actionable import ActionableConfig, train_actionable
+
+    parts = {"chaining": True, "negatives": True} | VARIANTS[variant]
+    config = replace(ActionableConfig(), steps=steps, seed=seed, **parts)
+    # The manifest records the `hrl train am` command that trains the same package.
+    argv = ["train", "am", "--dataset", str(dataset), "--out", str(out_dir), "--name", name,
+            "--steps", str(steps), "--seed", str(seed), "--resume", "--json",
+            *[f"--no-{part}" for part, used in parts.items() if not used]]  # fmt: skip
+    path = train_actionable(
+        envs.load_dataset(str(dataset)),
+        config,
+        Path(out_dir),
+        name=name,
+        command="hrl " + shlex.join(argv),
+        resume=True,
+        progress=False,
+    )
+    metrics = json.loads((path / "skill.json").read_text())["metrics"]
+    return {"package": str(path), "metrics": metrics}
 
 
 def run_variants(
@@ -318,76 +248,26 @@ def run_variants(
         JSON-ready report: rows, per (variant, planner) the success rate of each package over
         all evaluation episodes and their mean, the value diagnostics, and ``markdown``.
     """
-    from tqdm import tqdm
-
     from hrl_runtime.registry import SkillRegistry
 
     registry = SkillRegistry()
     skills = {ref: registry.load(ref) for refs in variants.values() for ref in refs}
-    rows = []
     started = time.perf_counter()
-    jobs = [
-        (label, index, ref, planner, seed)
-        for label, refs in variants.items()
-        for index, ref in enumerate(refs)
-        for planner in config.planners
-        for seed in seeds
-    ]
-    diagnostics = {}
-    if config.value_check is not None:
-        from envs import make_env
-
-        env = make_env(config.env_id)
-        layout = env.unwrapped.layout
-        env.close()
-        for ref, skill in skills.items():
-            diagnostics[ref] = value_diagnostics(skill, layout, config.value_check)
-    for label, index, ref, planner, seed in tqdm(jobs, disable=not progress, unit="run"):
-        result = evaluate(skills[ref], planner, seed, config)
-        rows.append(
-            {"variant": label, "package": index, "skill": ref, "planner": planner,
-             "seed": seed, **result}
-        )  # fmt: skip
+    diagnostics = _diagnose_packages(skills, config)
+    rows = _evaluate_packages(variants, skills, seeds, config, progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / "far_goals.csv"
-    fields = ["variant", "package", "skill", "planner", "seed", "success_rate", "mean_steps",
-              "mean_final_distance"]  # fmt: skip
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row[k] for k in fields})
-    table: dict[str, dict[str, Any]] = {}
-    for label, refs in variants.items():
-        for planner in config.planners:
-            per_package = []
-            for ref in refs:
-                reached = [
-                    flag
-                    for row in rows
-                    if row["variant"] == label and row["skill"] == ref and row["planner"] == planner
-                    for flag in row["reached"]
-                ]
-                per_package.append(float(np.mean(reached)))
-            table[f"{label}|{planner}"] = {
-                "per_package": per_package,
-                "mean": float(np.mean(per_package)),
-            }
-    values: dict[str, dict[str, float]] = {}
-    for label, refs in variants.items():
-        if all(ref in diagnostics for ref in refs):
-            values[label] = {
-                key: float(np.mean([diagnostics[ref][key] for ref in refs]))
-                for key in diagnostics[refs[0]]
-            }
+    csv_path = _write_rows(rows, out_dir / "far_goals.csv")
     report = {
         "config": asdict(config),
         "variants": variants,
         "seeds": list(seeds),
         "rows": rows,
-        "table": table,
-        "value_diagnostics": {"per_package": diagnostics, "per_variant": values},
+        "table": _success_table(rows, variants, config.planners),
+        "value_diagnostics": {
+            "per_package": diagnostics,
+            "per_variant": _diagnostics_per_variant(variants, diagnostics),
+        },
         "csv": str(csv_path),
         "wall_seconds": round(time.perf_counter() - started, 1),
         **(metadata or {}),
@@ -403,27 +283,94 @@ def run_variants(
     return report
 
 
-VALUE_COLUMNS = {
-    "value_auc": "V ranks in sight over walled (AUC)",
-    "blocked_heads_along_path": "greedy heads along the path, wall in between",
-    "far_heads_along_path": "greedy heads along the path, far goals",
-    "far_value_path_corr": "corr(log V, path length), far goals",
-}
-"""Headers of :func:`value_table`."""
+def _diagnose_packages(skills: dict[str, Any], config: EvalConfig) -> dict[str, dict[str, float]]:
+    """:func:`value_diagnostics` of every package in the maze of ``config.env_id`` (or none)."""
+    if config.value_check is None:
+        return {}
+    from envs import make_env
+
+    env = make_env(config.env_id)
+    layout = env.unwrapped.layout
+    env.close()
+    return {
+        ref: value_diagnostics(skill, layout, config.value_check) for ref, skill in skills.items()
+    }
 
 
-def value_table(report: dict[str, Any]) -> list[str]:
-    """The value diagnostics as Markdown lines: one row per variant (mean over packages)."""
-    per_variant = report.get("value_diagnostics", {}).get("per_variant", {})
-    if not per_variant:
-        return []
-    lines = [
-        "| variant | " + " | ".join(VALUE_COLUMNS.values()) + " |",
-        "|---|" + "---:|" * len(VALUE_COLUMNS),
+def _evaluate_packages(
+    variants: dict[str, list[str]],
+    skills: dict[str, Any],
+    seeds: list[int],
+    config: EvalConfig,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """One row per (variant, package, planner, evaluation seed): :func:`evaluate`'s result."""
+    from tqdm import tqdm
+
+    jobs = [
+        (label, index, ref, planner, seed)
+        for label, refs in variants.items()
+        for index, ref in enumerate(refs)
+        for planner in config.planners
+        for seed in seeds
     ]
-    for label, values in per_variant.items():
-        lines.append(f"| {label} | " + " | ".join(f"{values[k]:.2f}" for k in VALUE_COLUMNS) + " |")
-    return lines
+    rows = []
+    for label, index, ref, planner, seed in tqdm(jobs, disable=not progress, unit="run"):
+        result = evaluate(skills[ref], planner, seed, config)
+        rows.append(
+            {"variant": label, "package": index, "skill": ref, "planner": planner,
+             "seed": seed, **result}
+        )  # fmt: skip
+    return rows
+
+
+def _write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The rows as CSV (without the per-episode flags)."""
+    fields = ["variant", "package", "skill", "planner", "seed", "success_rate", "mean_steps",
+              "mean_final_distance"]  # fmt: skip
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row[k] for k in fields})
+    return path
+
+
+def _success_table(
+    rows: list[dict[str, Any]], variants: dict[str, list[str]], planners: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """``"variant|planner"`` -> each package's success rate over all its episodes, and the mean."""
+    table: dict[str, dict[str, Any]] = {}
+    for label, refs in variants.items():
+        for planner in planners:
+            per_package = []
+            for ref in refs:
+                reached = [
+                    flag
+                    for row in rows
+                    if row["variant"] == label and row["skill"] == ref and row["planner"] == planner
+                    for flag in row["reached"]
+                ]
+                per_package.append(float(np.mean(reached)))
+            table[f"{label}|{planner}"] = {
+                "per_package": per_package,
+                "mean": float(np.mean(per_package)),
+            }
+    return table
+
+
+def _diagnostics_per_variant(
+    variants: dict[str, list[str]], diagnostics: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Each variant's value diagnostics, the mean over its packages (if all were measured)."""
+    values: dict[str, dict[str, float]] = {}
+    for label, refs in variants.items():
+        if all(ref in diagnostics for ref in refs):
+            values[label] = {
+                key: float(np.mean([diagnostics[ref][key] for ref in refs]))
+                for key in diagnostics[refs[0]]
+            }
+    return values
 
 
 def markdown_table(report: dict[str, Any], column: str = "package") -> list[str]:
@@ -440,3 +387,24 @@ def markdown_table(report: dict[str, Any], column: str = "package") -> list[str]
         values = " | ".join(f"{v:.2f}" for v in cell["per_package"])
         lines.append(f"| {variant} | {planner} | {values} | {cell['mean']:.2f} |")
     return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hrl_runtime.experiments.am_eval train ...``: one run of :func:`train_variants`;
+    prints one JSON object (see :func:`train_one`)."""
+    parser = argparse.ArgumentParser(description="one training run (see `hrl compare am`)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train one variant, resuming from its checkpoint")
+    train.add_argument("--variant", choices=tuple(VARIANTS), required=True)
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--out", required=True)
+    train.add_argument("--name", required=True)
+    train.add_argument("--steps", type=int, required=True)
+    train.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args(argv)
+    report = train_one(args.variant, args.dataset, Path(args.out), args.name, args.steps, args.seed)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
