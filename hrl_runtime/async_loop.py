@@ -1,21 +1,21 @@
 """The asynchronous control loop: a planning thread beside a fixed-rate control path.
 
-After MuJoCo MPC's agent: the high level optimizes in its own thread and publishes each finished
-plan as an immutable :class:`Plan` (a copy of the nominal commands plus the control step and the
-episode it was made for). Publishing is one reference assignment under a lock held only for that
-swap, so the control path never waits on the planner and never reads planner buffers that
-``optimize()`` is mutating. numba kernels run with ``nogil=True``, so the two threads run in
-parallel.
+The high level's planning part (:meth:`~hrl_runtime.high_level.HighLevel.planning_part`) runs in a
+:class:`~hrl_runtime.planner_thread.PlannerThread` and publishes immutable plans; the control path
+is the same :class:`~hrl_runtime.engine.ControlPath` as the synchronous loop's, driving a
+:class:`~hrl_runtime.agent.HierarchicalAgent` whose high level is what stays on the control path:
 
-Which object runs where: a composition wrapper (a high level with a ``delegate``, e.g.
-:class:`~planners.GoalSequence` around :class:`~planners.LatentMPPI`) runs on the control path
-and its delegate runs in the planner thread. The wrapper talks to a :class:`PlanProxy` standing
-in for the delegate: ``set_goal`` posts the goal to the planner (a versioned single-slot mailbox,
-applied between two optimizations, never during one), ``command`` reads the latest plan. Goal
-bookkeeping (reached? next goal?) therefore happens every tick on the control thread, and the
-planner only ever sees whole goals. A high level without a ``delegate`` attribute runs entirely
-in the planner thread behind a proxy; a wrapper whose ``delegate`` is None (a fixed policy such
-as a bare goal sequence) runs entirely on the control path, with no planner thread.
+- a planner (``planning_part()`` is itself, e.g. :class:`~planners.LatentMPPI`) runs entirely in
+  the thread; on the control path a :class:`~hrl_runtime.planner_thread.PlanProxy` stands in;
+- a composition wrapper (``planning_part()`` is its delegate, e.g. :class:`~planners.GoalSequence`
+  around :class:`~planners.LatentMPPI`) keeps running on the control path and talks to the proxy
+  in place of its delegate (:meth:`~hrl_runtime.high_level.HighLevel.replace_delegate`):
+  ``set_goal`` posts the goal to the planner (a versioned single-slot mailbox, applied between two
+  optimizations, never during one), ``command`` reads the latest plan. Goal bookkeeping (reached?
+  next goal?) therefore happens every tick on the control thread, and the planner only ever sees
+  whole goals;
+- a high level with nothing to plan (``planning_part()`` is None, e.g. a bare goal sequence) runs
+  entirely on the control path, with no planner thread.
 
 The control path, per tick (after ros2_control's update and libfranka's reflexes): check the
 observation; read the plan (none yet: the safe action; older than ``max_plan_age_s``: fall back
@@ -31,7 +31,6 @@ import gc
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,14 +39,23 @@ from typing import Any
 import numpy as np
 from gymnasium.spaces import Box
 
+from hrl_runtime.agent import HierarchicalAgent
+from hrl_runtime.engine import ControlPath, EpisodeOptions, Plant, latency_summary_ms, run_episode
 from hrl_runtime.high_level import HighLevel
-from hrl_runtime.loop import Fault, Plant, latency_summary_ms
-from hrl_runtime.safety import SafeStop, SafetyConfig, SafetyMonitor
+from hrl_runtime.planner_thread import Plan, PlannerThread, PlanProxy
+from hrl_runtime.safety import Fault, SafeStop, SafetyConfig, SafetyMonitor
 from hrl_runtime.skill import Skill
 
 logger = logging.getLogger(__name__)
 
-_NO_DELEGATE_ATTRIBUTE = object()
+__all__ = [
+    "AsyncControlLoop",
+    "AsyncLoopConfig",
+    "AsyncLoopResult",
+    "Plan",
+    "PlanProxy",
+    "PlannerThread",
+]
 
 
 @dataclass(frozen=True)
@@ -101,333 +109,6 @@ class AsyncLoopConfig:
         if self.planner_min_period_s is None:
             return self.control_period_s
         return self.planner_min_period_s
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An immutable snapshot of a finished plan.
-
-    Attributes:
-        commands: ``(T, dc)`` read-only commands; entry ``i`` covers control steps
-            ``[step + i * hold_steps, step + (i + 1) * hold_steps)``; the last one is held.
-        step: the control step of the observation the plan was made from.
-        observed_at: ``time.perf_counter()`` when that observation was taken, seconds.
-        episode: the episode (reset count) it belongs to.
-        goal_version: the goal it was made for (see :meth:`PlanProxy.set_goal`).
-        hold_steps: control steps per plan entry.
-        latency_s: seconds the optimization took.
-    """
-
-    commands: np.ndarray
-    step: int
-    observed_at: float
-    episode: int
-    goal_version: int
-    hold_steps: int
-    latency_s: float
-
-    def command_at(self, step: int) -> np.ndarray:
-        """The command ``(dc,)`` for control step ``step``."""
-        index = (step - self.step) // self.hold_steps
-        return self.commands[min(max(index, 0), len(self.commands) - 1)]
-
-
-def nominal_commands(planner: HighLevel, obs: np.ndarray, step: int) -> np.ndarray:
-    """A copy of ``planner``'s current plan as ``(T, dc)`` commands.
-
-    A planner exposing its nominal plan as ``mean: (T, dc)`` (:class:`~planners.LatentMPPI`)
-    publishes all T entries; any other high level publishes its command for ``step``, held.
-    """
-    mean = getattr(planner, "mean", None)
-    if isinstance(mean, np.ndarray) and mean.ndim == 2:
-        commands = mean.copy()
-    else:
-        commands = np.array(planner.command(obs, step), copy=True).reshape(1, -1)
-    commands.setflags(write=False)
-    return commands
-
-
-class _Ring:
-    """A preallocated ring of floats (the last ``capacity`` values)."""
-
-    def __init__(self, capacity: int):
-        self.values = np.full(capacity, np.nan)
-        self.count = 0
-
-    def add(self, value: float) -> None:
-        self.values[self.count % len(self.values)] = value
-        self.count += 1
-
-    def clear(self) -> None:
-        self.values[:] = np.nan
-        self.count = 0
-
-    def recent(self) -> np.ndarray:
-        return self.values[: min(self.count, len(self.values))]
-
-
-class PlannerThread:
-    """Runs a high level's ``optimize`` in a thread and publishes :class:`Plan` snapshots.
-
-    The control thread talks to it through three single-slot mailboxes, each replaced whole
-    under ``_lock`` (held only for the swap): the latest observation, the goal (with a version)
-    and the episode (a reset request). The planner reads all three between optimizations.
-
-    Args:
-        planner: the high level to optimize; touched only by this thread once started.
-        hold_steps: control steps per plan entry (the skill's).
-        min_period_s: shortest time between two optimizations.
-        nice: niceness to add to the thread (Linux; ignored elsewhere).
-    """
-
-    def __init__(
-        self,
-        planner: HighLevel,
-        hold_steps: int,
-        min_period_s: float,
-        nice: int = 0,
-        rt_priority: int | None = None,
-    ):
-        self.planner = planner
-        self.hold_steps = hold_steps
-        self.min_period_s = min_period_s
-        self.nice = nice
-        self.rt_priority = rt_priority
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._observation: tuple[np.ndarray, int, float] | None = None
-        self._goal: tuple[np.ndarray, int] | None = None
-        self._episode = 0
-        self.plan: Plan | None = None
-        self.latencies = _Ring(100_000)
-        self.plans_made = 0
-        self.faults: dict[str, int] = {}
-        self.first_error: str | None = None
-        self._rate_window: tuple[float, int] = (time.perf_counter(), 0)
-        self._thread = threading.Thread(target=self._run, name="hrl-planner", daemon=True)
-
-    # --- control-thread side -------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def post_observation(self, obs: np.ndarray, step: int, observed_at: float) -> None:
-        """Hands the latest observation ``(do,)`` to the planner (copied)."""
-        item = (obs.copy(), step, observed_at)
-        with self._lock:
-            self._observation = item
-        self._wake.set()
-
-    def post_goal(self, goal: np.ndarray, version: int) -> None:
-        """Hands a new goal to the planner; applied before its next optimization."""
-        item = (np.array(goal, copy=True), version)
-        with self._lock:
-            self._goal = item
-        self._wake.set()
-
-    def new_episode(
-        self,
-        episode: int,
-        obs: np.ndarray,
-        observed_at: float,
-        goal: tuple[np.ndarray, int] | None,
-    ) -> None:
-        """Starts episode ``episode`` from ``obs`` with ``goal`` (in one swap, so the planner
-        never sees the new episode with the old goal); plans of earlier episodes are dropped."""
-        with self._lock:
-            self._episode = episode
-            self._observation = (obs.copy(), 0, observed_at)
-            if goal is not None:
-                self._goal = goal
-            self.plan = None
-        self._wake.set()
-
-    def reset_stats(self) -> None:
-        self.latencies.clear()
-        self.plans_made = 0
-        self._rate_window = (time.perf_counter(), 0)
-
-    def rate_hz(self) -> float:
-        """Optimizations per second since the last :meth:`reset_stats`."""
-        start, made = self._rate_window
-        elapsed = time.perf_counter() - start
-        return (self.plans_made - made) / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    # --- planner-thread side -------------------------------------------------------------------
-    def _set_priority(self) -> None:
-        # Threads inherit the scheduling of the thread that starts them, so the numba/OpenMP
-        # workers this thread starts on its first parallel kernel get the same settings.
-        if self.rt_priority is not None and hasattr(os, "sched_setscheduler"):
-            try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
-                return
-            except OSError as error:
-                logger.info("SCHED_FIFO for the planner thread refused (%s)", error)
-        if self.nice and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-            try:  # on Linux, PRIO_PROCESS with a thread id sets that thread's niceness
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-            except OSError as error:
-                logger.info("could not renice the planner thread: %s", error)
-
-    def _fault(self, kind: str, detail: str) -> None:
-        self.faults[kind] = self.faults.get(kind, 0) + 1
-        if self.first_error is None:
-            self.first_error = f"{kind}: {detail}"
-            logger.warning("planner fault (%s): %s", kind, detail)
-
-    def _run(self) -> None:
-        self._set_priority()
-        episode = -1
-        goal_version = -1
-        planned_step = -1
-        last_start = -np.inf
-        while not self._stopping:
-            self._wake.wait(0.1)
-            self._wake.clear()
-            wait = last_start + self.min_period_s - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)  # rate limit first, then plan from the newest observation
-            if self._stopping:
-                break
-            with self._lock:
-                observation, goal, current_episode = self._observation, self._goal, self._episode
-            if observation is None:
-                continue
-            obs, step, observed_at = observation
-            try:
-                if current_episode != episode:
-                    episode, planned_step = current_episode, -1
-                    self.planner.reset(obs)
-                    goal_version = -1
-                if goal is not None and goal[1] != goal_version:
-                    self.planner.set_goal(goal[0])
-                    goal_version = goal[1]
-                elif step == planned_step:
-                    continue  # nothing new to plan from
-                if planned_step >= 0:
-                    self._account_executed(obs, planned_step, step)
-                last_start = start = time.perf_counter()
-                self.planner.set_state(obs)
-                self.planner.optimize()
-                commands = nominal_commands(self.planner, obs, step)
-                latency = time.perf_counter() - start
-            except Exception as error:
-                self._fault("planner_exception", f"{type(error).__name__}: {error}")
-                time.sleep(self.min_period_s)  # do not spin on a planner that keeps failing
-                continue
-            planned_step = step
-            self.latencies.add(latency)
-            self.plans_made += 1
-            if not np.isfinite(commands).all():
-                # A diverged rollout: never publish it; the control path sees the plan age.
-                self._fault("nonfinite_plan", "the optimized plan has NaN or inf")
-                continue
-            plan = Plan(
-                commands, step, observed_at, episode, goal_version, self.hold_steps, latency
-            )
-            with self._lock:
-                if self._episode == episode:
-                    self.plan = plan
-            self._wake.set()  # plan again from the newest observation
-
-    def _account_executed(self, obs: np.ndarray, planned_step: int, step: int) -> None:
-        """Tells the planner how many whole plan entries ran since its last plan (warm start).
-
-        The HighLevel lifecycle learns what was executed from ``command(obs, t)`` calls: reading
-        the commands for the first and last executed entries makes :class:`LatentMPPI` shift its
-        nominal plan by that many entries before the next optimization.
-        """
-        entries = (step - planned_step) // self.hold_steps
-        if entries >= 1 and isinstance(getattr(self.planner, "mean", None), np.ndarray):
-            self.planner.command(obs, planned_step)
-            self.planner.command(obs, planned_step + (entries - 1) * self.hold_steps)
-
-
-class PlanProxy(HighLevel):
-    """Stands in for a planner that runs in a :class:`PlannerThread`, on the control path.
-
-    ``command`` returns the latest plan's command, or None (and sets ``status``) when there is no
-    usable plan: ``"waiting"`` (none yet, still within the staleness limit), ``"no_plan"`` or
-    ``"stale_plan"``.
-    """
-
-    def __init__(self, worker: PlannerThread, max_plan_age_s: float):
-        self.worker = worker
-        self.max_plan_age_s = max_plan_age_s
-        self.status = "waiting"
-        self.plan_age_s = float("nan")
-        self.goal_version = 0
-        self.episode = 0
-        self._episode_start = time.perf_counter()
-        self._now = self._episode_start
-        self._starting: np.ndarray | None = None
-        self._pending_goal: tuple[np.ndarray, int] | None = None
-
-    def reset(self, obs: np.ndarray) -> None:
-        """Opens a new episode; goals set before :meth:`commit_episode` travel with it."""
-        self._starting = np.array(obs, copy=True)
-        self._pending_goal = None
-
-    def commit_episode(self) -> None:
-        """Hands the new episode (observation and first goal together) to the planner."""
-        if self._starting is None:
-            raise RuntimeError("PlanProxy.commit_episode() before reset(obs)")
-        self.episode += 1
-        self._episode_start = time.perf_counter()
-        self.worker.new_episode(
-            self.episode, self._starting, self._episode_start, self._pending_goal
-        )
-        self._starting = None
-
-    def start_clock(self) -> None:
-        """Counts plan age from now at the latest (the first tick comes now)."""
-        self._episode_start = time.perf_counter()
-
-    def set_state(self, obs: np.ndarray) -> None:
-        pass  # the loop posts every observation to the planner thread
-
-    def optimize(self) -> None:
-        pass  # the planner thread optimizes
-
-    def set_goal(self, goal: np.ndarray) -> None:
-        """Posts ``goal`` to the planner; it applies it between two optimizations."""
-        self.goal_version += 1
-        if self._starting is not None:  # inside reset: travels with the episode
-            self._pending_goal = (np.array(goal, copy=True), self.goal_version)
-        else:
-            self.worker.post_goal(np.asarray(goal), self.goal_version)
-
-    def stamp(self, now: float) -> None:
-        """Sets the time the current tick's observation was taken."""
-        self._now = now
-
-    def command(self, obs: np.ndarray, t: int) -> np.ndarray | None:
-        plan = self.worker.plan  # one reference read: the snapshot is immutable
-        if plan is None or plan.episode != self.episode:
-            self.plan_age_s = float("nan")
-            waited = self._now - self._episode_start
-            self.status = "waiting" if waited <= self.max_plan_age_s else "no_plan"
-            return None
-        self.plan_age_s = self._now - max(plan.observed_at, self._episode_start)
-        if self.plan_age_s > self.max_plan_age_s:
-            self.status = "stale_plan"
-            return None
-        self.status = "ok"
-        return plan.command_at(t)
-
-    def plan_info(self) -> dict[str, Any]:
-        plan = self.worker.plan
-        return {} if plan is None else {"mean_plan": plan.commands, "plan_step": plan.step}
 
 
 @dataclass
@@ -506,8 +187,8 @@ class AsyncControlLoop:
     """Runs a skill under a high level whose planning happens in its own thread.
 
     Lifecycle (after ros2_control): the constructor *configures* (checks, builds the planner
-    thread, warms up the control path); :meth:`reset` *activates* an episode (resets the high
-    level, waits for the first plan, clears the safe stop); :meth:`tick` is the control update;
+    thread); :meth:`reset` *activates* an episode (resets the high level, warms up the control
+    path, waits for the first plan, clears the safe stop); :meth:`tick` is the control update;
     :meth:`close` finalizes (joins the planner thread). :meth:`run` does all of it on a plant.
 
     Args:
@@ -518,10 +199,10 @@ class AsyncControlLoop:
         observation_shape: the shape of observations (default: the skill's).
 
     Attributes:
-        high_level: what runs on the control path (the wrapper, or a :class:`PlanProxy`).
+        high_level: what runs on the control path (the wrapper, or a
+            :class:`~hrl_runtime.planner_thread.PlanProxy`).
         planner: what runs in the planner thread, or None.
         safety: the :class:`~hrl_runtime.safety.SafetyMonitor`.
-        step_count: ticks since the last reset.
     """
 
     def __init__(
@@ -540,15 +221,12 @@ class AsyncControlLoop:
         shape = observation_shape or skill.observation_space.shape
         self.safety = SafetyMonitor(self.action_space, shape, self.config.safety)
         self._user_high_level = high_level
-        delegate = getattr(high_level, "delegate", _NO_DELEGATE_ATTRIBUTE)
-        self._wrapper_delegate = None
+        self._wrapper_delegate: HighLevel | None = None
+        self.planner = high_level.planning_part()
         self.worker: PlannerThread | None = None
         self.proxy: PlanProxy | None = None
-        if delegate is None:  # a fixed policy wrapper: everything on the control path
-            self.planner = None
-            self.high_level = high_level
-        else:
-            self.planner = high_level if delegate is _NO_DELEGATE_ATTRIBUTE else delegate
+        self.high_level = high_level
+        if self.planner is not None:
             self.worker = PlannerThread(
                 self.planner,
                 skill.hold_steps,
@@ -557,17 +235,13 @@ class AsyncControlLoop:
                 rt_priority=self.config.planner_rt_priority,
             )
             self.proxy = PlanProxy(self.worker, self.config.max_plan_age_s)
-            if delegate is _NO_DELEGATE_ATTRIBUTE:
+            if self.planner is high_level:
                 self.high_level = self.proxy
             else:  # the wrapper keeps running here, with the proxy as its delegate
-                self._wrapper_delegate = delegate
-                high_level.delegate = self.proxy
-                self.high_level = high_level
+                self._wrapper_delegate = high_level.replace_delegate(self.proxy)
             self.worker.start()
-        self.step_count = 0
-        self.no_plan_ticks = 0
-        self.last_status = "inactive"
-        self._active = False
+        self.agent = HierarchicalAgent(self.high_level, skill)
+        self.path = ControlPath(self.agent, self.safety, self._post if self.worker else None)
         self._closed = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -587,21 +261,20 @@ class AsyncControlLoop:
                 f"reset observation must be finite with shape {self.safety.observation_shape}, "
                 f"got shape {obs.shape}"
             )
-        self.safety.reset()
-        self.step_count = 0
-        self.no_plan_ticks = 0
-        self.skill.reset()
         if self.proxy is not None and self.high_level is not self.proxy:
             self.proxy.reset(obs)  # in case the wrapper does not reset its delegate
-        self.high_level.reset(obs)
+        self.path.start_episode(obs)  # resets the skill and the high level
         if self.proxy is not None:
             self.proxy.commit_episode()
         self._warm_up_control_path(obs)
         if self.worker is not None:
             self._wait_for_first_plan()
             self.worker.reset_stats()
-        self._active = True
-        self.last_status = "ok"
+
+    def _post(self, obs: np.ndarray, step: int, observed_at: float) -> None:
+        """Hands each checked observation to the planner thread and dates the tick."""
+        self.worker.post_observation(obs, step, observed_at)
+        self.proxy.stamp(observed_at)
 
     def _warm_up_control_path(self, obs: np.ndarray) -> None:
         """Runs the skill once off the clock so that first-call costs fall outside tick 0."""
@@ -638,11 +311,11 @@ class AsyncControlLoop:
         if self._closed:
             return
         self._closed = True
-        self._active = False
+        self.path.active = False
         if self.worker is not None:
             self.worker.stop()
         if self._wrapper_delegate is not None:
-            self._user_high_level.delegate = self._wrapper_delegate
+            self._user_high_level.replace_delegate(self._wrapper_delegate)
 
     def __enter__(self) -> AsyncControlLoop:
         return self
@@ -660,53 +333,26 @@ class AsyncControlLoop:
             obs: the observation.
             observed_at: ``time.perf_counter()`` when ``obs`` was taken (default: now).
         """
-        step = self.step_count
-        safety = self.safety
-        safety.begin_tick(step)
-        self.step_count = step + 1
-        if safety.stopped or not self._active:
-            self.last_status = "safe_stop" if safety.stopped else "inactive"
-            return safety.stop_action
-        obs = np.asarray(obs)
-        if not safety.observation_ok(obs):
-            self.last_status = "fault"
-            return safety.fallback_action()
-        now = time.perf_counter() if observed_at is None else observed_at
-        if self.worker is not None:
-            self.worker.post_observation(obs, step, now)
-            self.proxy.stamp(now)
-        try:
-            command = self.high_level.command(obs, step)
-        except Exception as error:
-            safety.fault("high_level_exception", f"{type(error).__name__}: {error}")
-            self.last_status = "fault"
-            return safety.fallback_action()
-        if command is None:  # no usable plan (only a PlanProxy returns None)
-            status = self.proxy.status
-            self.last_status = status
-            if status == "waiting":
-                self.no_plan_ticks += 1
-            else:
-                safety.fault(
-                    status, f"{status.replace('_', ' ')} (age {self.proxy.plan_age_s:.3f} s)"
-                )
-            return safety.fallback_action()
-        try:
-            proposed = self.skill.act(obs, command)
-        except Exception as error:
-            safety.fault("skill_exception", f"{type(error).__name__}: {error}")
-            self.last_status = "fault"
-            return safety.fallback_action()
-        action = safety.filter_action(proposed)
-        self.last_status = "fault" if safety.tick_faulty else "ok"
-        return action
+        return self.path.tick(obs, time.perf_counter() if observed_at is None else observed_at)
 
     def end_tick(self, missed_deadline: bool = False) -> bool:
         """Closes the tick; returns True when it latched the safe stop."""
-        latched = self.safety.end_tick(self.step_count - 1, missed_deadline)
-        if latched:
-            self.last_status = "safe_stop"
-        return latched
+        return self.path.end_tick(missed_deadline)
+
+    @property
+    def step_count(self) -> int:
+        """Ticks since the last reset."""
+        return self.path.step_count
+
+    @property
+    def last_status(self) -> str:
+        """What the last tick did (see :class:`~hrl_runtime.engine.ControlPath`)."""
+        return self.path.status
+
+    @property
+    def no_plan_ticks(self) -> int:
+        """Ticks that sent the safe action because no plan existed yet."""
+        return self.path.no_plan_ticks
 
     @property
     def done(self) -> bool:
@@ -753,80 +399,25 @@ class AsyncControlLoop:
         if obs is None:
             obs, _ = plant.reset(seed=seed, options=reset_options)
         obs = np.asarray(obs)
+        options = EpisodeOptions(self.config.control_period_s, stop_when_done=stop_when_done)
         # Collect and freeze the heap before the first plan's clock starts (a full collection
         # takes long enough to make a fresh plan stale).
         with _RealtimeSettings(self.config):
             self.reset(obs)
-            return self._run(plant, obs, max_steps, should_stop, on_step, stop_when_done)
+            planned_before = self.worker.plans_made if self.worker else 0
+            record = run_episode(
+                self.path,
+                plant,
+                obs,
+                max_steps,
+                options,
+                plan_age=lambda: self.plan_age_s,
+                should_stop=should_stop,
+                on_step=on_step,
+            )
+        return self._result(record, planned_before)
 
-    def _run(self, plant, obs, max_steps, should_stop, on_step, stop_when_done) -> AsyncLoopResult:
-        space = self.action_space
-        period = self.config.control_period_s
-        observations = np.empty((max_steps + 1, *obs.shape), np.float64)
-        actions = np.empty((max_steps, *space.shape), space.dtype)
-        rewards = np.zeros(max_steps)
-        control_latency = np.empty(max_steps)
-        lateness = np.empty(max_steps)
-        plan_age = np.full(max_steps, np.nan)
-        observations[0] = obs
-        deadline_misses = skipped = steps = 0
-        stop_reason = "max_steps"
-        planned_before = self.worker.plans_made if self.worker else 0
-
-        start_wall = time.perf_counter()
-        scheduled = start_wall
-        for step in range(max_steps):
-            now = time.perf_counter()
-            missed = 0
-            if now < scheduled:
-                time.sleep(scheduled - now)
-                now = time.perf_counter()
-            elif now - scheduled >= period:
-                # Overrun: skip the cycles that were missed; never burst to catch up.
-                missed = int((now - scheduled) // period)
-                skipped += missed
-                deadline_misses += missed
-                scheduled += missed * period
-            tick_start = now
-            action = self.tick(obs, tick_start)
-            done_at = time.perf_counter()
-            late_action = done_at > scheduled + period
-            deadline_misses += late_action
-            # A tick after skipped cycles missed its deadline too (for the safe stop count).
-            missed_deadline = late_action or missed > 0
-            latched = self.end_tick(missed_deadline)
-            if latched:
-                action = self.safety.stop_action
-            control_latency[step] = done_at - tick_start
-            lateness[step] = tick_start - scheduled
-            plan_age[step] = self.plan_age_s
-            scheduled += period
-            actions[step] = action
-            obs, reward, terminated, truncated, info = plant.step(action)
-            obs = np.asarray(obs)
-            if info.get("physics_warning"):
-                self.safety.begin_tick(step)
-                self.safety.fault("physics_warning", str(info["physics_warning"]))
-                latched = self.end_tick() or latched
-            observations[step + 1] = obs
-            rewards[step] = reward
-            steps = step + 1
-            if on_step is not None:
-                on_step(step, action, obs, info)
-            if self.safety.stopped:
-                stop_reason = "safe_stop"
-                break
-            if terminated or truncated:
-                stop_reason = "terminated" if terminated else "truncated"
-                break
-            if stop_when_done and self.high_level.done:
-                stop_reason = "done"
-                break
-            if should_stop is not None and should_stop(step, obs):
-                stop_reason = "stopped"
-                break
-        wall = time.perf_counter() - start_wall
-        self._active = False
+    def _result(self, record: Any, planned_before: int) -> AsyncLoopResult:
         worker = self.worker
         planner_latency = np.empty(0)
         rate = 0.0
@@ -834,28 +425,28 @@ class AsyncControlLoop:
         if worker is not None:
             made = worker.plans_made - planned_before
             planner_latency = worker.latencies.recent()[-made:] if made else np.empty(0)
-            rate = made / wall if wall > 0 else 0.0
+            rate = made / record.wall_time_s if record.wall_time_s > 0 else 0.0
             planner_faults = dict(worker.faults)
         return AsyncLoopResult(
-            observations=observations[: steps + 1],
-            actions=actions[:steps],
-            rewards=rewards[:steps],
-            control_latency_s=control_latency[:steps],
-            tick_lateness_s=lateness[:steps],
-            plan_age_s=plan_age[:steps],
+            observations=record.observations,
+            actions=record.actions,
+            rewards=record.rewards,
+            control_latency_s=record.control_latency_s,
+            tick_lateness_s=record.tick_lateness_s,
+            plan_age_s=record.plan_age_s,
             planner_latency_s=planner_latency,
             planner_rate_hz=rate,
-            control_period_s=period,
-            deadline_misses=deadline_misses,
-            skipped_cycles=skipped,
+            control_period_s=self.config.control_period_s,
+            deadline_misses=record.deadline_misses,
+            skipped_cycles=record.skipped_cycles,
             clipped_steps=self.safety.clipped_steps,
             faults=self.safety.faults(),
             planner_faults=planner_faults,
             fault_events=list(self.safety.events),
-            no_plan_ticks=self.no_plan_ticks,
+            no_plan_ticks=self.path.no_plan_ticks,
             safe_stop=self.safety.safe_stop,
-            stop_reason=stop_reason,
-            wall_time_s=wall,
+            stop_reason=record.stop_reason,
+            wall_time_s=record.wall_time_s,
         )
 
 

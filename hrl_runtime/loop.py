@@ -6,46 +6,41 @@ action, or an agent that raises never reaches the plant: the loop holds the last
 counts the fault. It records per-step control latency (observation in -> action out), planner
 latency (time the high level spent optimizing on that step) and deadline misses (control latency
 over the period, or a tick that started late when pacing to the wall clock).
+
+:class:`ControlLoop` is the synchronous loop: the agent's high level plans inline, on the control
+thread. It shares its control path, pacing, recording and fault model with the asynchronous loop
+(:mod:`hrl_runtime.engine`).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from gymnasium.spaces import Box
 
-logger = logging.getLogger(__name__)
+from hrl_runtime.engine import (
+    Agent,
+    ControlPath,
+    EpisodeOptions,
+    Plant,
+    latency_summary_ms,
+    run_episode,
+)
+from hrl_runtime.safety import Fault, SafetyConfig, SafetyMonitor, safe_action_for
 
-
-class Plant(Protocol):
-    """Anything with Gymnasium's reset/step API: a simulated env or a robot driver."""
-
-    action_space: Box
-
-    def reset(
-        self, *, seed: int | None = None, options: dict | None = None
-    ) -> tuple[np.ndarray, dict]: ...
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]: ...
-
-
-class Agent(Protocol):
-    """What the loop drives; :class:`~hrl_runtime.agent.HierarchicalAgent` is one."""
-
-    last_planner_latency_s: float
-
-    def reset(self, obs: np.ndarray) -> None: ...
-
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
-
-    @property
-    def done(self) -> bool: ...
+__all__ = [
+    "Agent",
+    "ControlLoop",
+    "Fault",
+    "LoopConfig",
+    "LoopResult",
+    "Plant",
+    "latency_summary_ms",
+    "safe_action_for",
+]
 
 
 @dataclass(frozen=True)
@@ -58,15 +53,9 @@ class LoopConfig:
     """Pace ticks to the wall clock (for hardware); False runs as fast as the plant allows."""
     safe_action: tuple[float, ...] | None = None
     """Action sent when nothing safer is known; None: zero clipped into the action space."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One fault the loop caught and contained."""
-
-    step: int
-    kind: str
-    detail: str
+    safe_stop_after: int | None = None
+    """Consecutive faulty ticks that latch a safe stop (only the safe action goes out until the
+    next run); None: never latch, keep holding the last safe action on faulty ticks."""
 
 
 @dataclass
@@ -82,7 +71,8 @@ class LoopResult:
         deadline_misses: ticks over the control period.
         clipped_steps: steps whose action had to be clipped to the action space.
         faults: every contained fault, in order.
-        stop_reason: ``"done"``, ``"terminated"``, ``"truncated"`` or ``"max_steps"``.
+        stop_reason: ``"done"``, ``"terminated"``, ``"truncated"``, ``"max_steps"`` or
+            ``"safe_stop"``.
     """
 
     observations: np.ndarray
@@ -120,37 +110,8 @@ class LoopResult:
         }
 
 
-def safe_action_for(space: Box, action: Any, field: str) -> np.ndarray:
-    """The configured safe action (zero when None), checked against and clipped into ``space``.
-
-    Raises:
-        ValueError: naming ``field`` when the shape does not fit the action space.
-    """
-    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
-    if action is None:
-        action = np.zeros(space.shape)
-    action = np.asarray(action, np.float64)
-    if action.shape != space.shape:
-        raise ValueError(f"{field} has shape {action.shape}, the action space is {space.shape}")
-    return np.clip(action, low, high).astype(space.dtype)
-
-
-def latency_summary_ms(latencies_s: np.ndarray) -> dict[str, float | None]:
-    """p50, p99 and max of latencies in seconds (NaN entries ignored), in milliseconds."""
-    values = np.asarray(latencies_s, np.float64)
-    values = values[np.isfinite(values)] * 1e3
-    if values.size == 0:
-        return {"p50": None, "p99": None, "max": None, "count": 0}
-    return {
-        "p50": float(np.percentile(values, 50)),
-        "p99": float(np.percentile(values, 99)),
-        "max": float(values.max()),
-        "count": int(values.size),
-    }
-
-
 class ControlLoop:
-    """Runs an agent on a plant at a fixed control rate (synchronously).
+    """Runs an agent on a plant at a fixed control rate, planning inline (synchronously).
 
     Args:
         config: loop configuration.
@@ -160,6 +121,12 @@ class ControlLoop:
         self.config = config or LoopConfig()
         if not self.config.control_period_s > 0:
             raise ValueError(f"control_period_s must be > 0, got {self.config.control_period_s}")
+        self.safety_config = SafetyConfig(
+            fallback="hold",
+            safe_stop_after=self.config.safe_stop_after,
+            stop_action=self.config.safe_action,
+        )
+        self.safety_config.validate()
 
     def run(
         self,
@@ -175,7 +142,7 @@ class ControlLoop:
         """Resets the plant and the agent, then runs until the agent is done or a limit is hit.
 
         Args:
-            agent: produces actions from observations.
+            agent: produces actions from observations (reset on the first finite observation).
             plant: the environment or robot.
             max_steps: hard limit on control steps.
             seed: seed for the plant's reset.
@@ -187,100 +154,37 @@ class ControlLoop:
         Returns:
             The recorded run.
         """
-        space: Box = plant.action_space
-        low = np.asarray(space.low, space.dtype)
-        high = np.asarray(space.high, space.dtype)
-        period = self.config.control_period_s
-        safe_action = safe_action_for(space, self.config.safe_action, "LoopConfig.safe_action")
-
+        space = plant.action_space
+        safe_action_for(space, self.config.safe_action, "LoopConfig.safe_action")
         obs, info = plant.reset(seed=seed, options=reset_options)
         obs = np.asarray(obs)
-        observations = np.empty((max_steps + 1, *obs.shape), np.float64)
-        actions = np.empty((max_steps, *space.shape), space.dtype)
-        rewards = np.empty(max_steps, np.float64)
-        control_latency = np.empty(max_steps, np.float64)
-        planner_latency = np.full(max_steps, np.nan, np.float64)
-        observations[0] = obs
-        faults: list[Fault] = []
-        infos: list[dict[str, Any]] = [info] if keep_infos else []
-        deadline_misses = clipped = 0
-        stop_reason = "max_steps"
-
-        def fault(step: int, kind: str, detail: str) -> None:
-            if not any(f.kind == kind for f in faults):
-                logger.warning("control loop fault at step %d (%s): %s", step, kind, detail)
-            faults.append(Fault(step, kind, detail))
-
-        agent_ready = False  # the agent is reset on the first finite observation
-        steps = 0
-        next_tick = time.perf_counter()
-        for step in range(max_steps):
-            if self.config.realtime:
-                now = time.perf_counter()
-                if now < next_tick:
-                    time.sleep(next_tick - now)
-                elif now - next_tick > period:
-                    # Overrun: skip the missed cycles instead of bursting to catch up.
-                    missed = int((now - next_tick) // period)
-                    deadline_misses += missed
-                    next_tick += missed * period
-                next_tick += period
-            start = time.perf_counter()
-            action = safe_action
-            if not np.all(np.isfinite(obs)):
-                fault(step, "nonfinite_observation", "observation has NaN or inf; holding action")
-            else:
-                try:
-                    if not agent_ready:
-                        agent.reset(obs)
-                        agent_ready = True
-                    proposed = np.asarray(agent.act(obs), np.float64)
-                except Exception as error:
-                    fault(step, "agent_exception", f"{type(error).__name__}: {error}")
-                else:
-                    planner_latency[step] = agent.last_planner_latency_s
-                    if proposed.shape != space.shape:
-                        fault(
-                            step,
-                            "bad_action_shape",
-                            f"action shape {proposed.shape}, expected {space.shape}",
-                        )
-                    elif not np.all(np.isfinite(proposed)):
-                        fault(step, "nonfinite_action", "action has NaN or inf; holding action")
-                    else:
-                        action = np.clip(proposed, low, high).astype(space.dtype)
-                        if not np.array_equal(action, proposed.astype(space.dtype)):
-                            clipped += 1
-                        safe_action = action
-            latency = time.perf_counter() - start
-            control_latency[step] = latency
-            if latency > period:
-                deadline_misses += 1
-            actions[step] = action
-            obs, reward, terminated, truncated, info = plant.step(action)
-            obs = np.asarray(obs)
-            if info.get("physics_warning"):
-                fault(step, "physics_warning", str(info["physics_warning"]))
-            observations[step + 1] = obs
-            rewards[step] = reward
-            if keep_infos:
-                infos.append(info)
-            if on_step is not None:
-                on_step(step, action, obs)
-            steps = step + 1
-            if terminated or truncated or agent.done:
-                stop_reason = "terminated" if terminated else "truncated" if truncated else "done"
-                break
+        safety = SafetyMonitor(space, obs.shape, self.safety_config, max_events=None)
+        path = ControlPath(agent, safety)
+        path.start_episode()  # the agent is reset on the first finite observation
+        options = EpisodeOptions(
+            control_period_s=self.config.control_period_s,
+            realtime=self.config.realtime,
+            keep_infos=keep_infos,
+        )
+        record = run_episode(
+            path,
+            plant,
+            obs,
+            max_steps,
+            options,
+            reset_info=info,
+            on_step=None if on_step is None else lambda s, a, o, _info: on_step(s, a, o),
+        )
         return LoopResult(
-            observations=observations[: steps + 1],
-            actions=actions[:steps],
-            rewards=rewards[:steps],
-            control_latency_s=control_latency[:steps],
-            planner_latency_s=planner_latency[:steps],
-            control_period_s=period,
-            deadline_misses=deadline_misses,
-            clipped_steps=clipped,
-            faults=faults,
-            stop_reason=stop_reason,
-            infos=infos,
+            observations=record.observations,
+            actions=record.actions,
+            rewards=record.rewards,
+            control_latency_s=record.control_latency_s,
+            planner_latency_s=record.planner_latency_s,
+            control_period_s=self.config.control_period_s,
+            deadline_misses=record.deadline_misses,
+            clipped_steps=safety.clipped_steps,
+            faults=list(safety.events),
+            stop_reason=record.stop_reason,
+            infos=record.infos,
         )

@@ -6,8 +6,9 @@ finiteness and clipped to the action space, and a faulty tick is answered by the
 in the same tick. ``safe_stop_after`` consecutive faulty ticks latch a safe stop: from then on
 only the stop action goes out, until :meth:`SafetyMonitor.reset` clears the latch.
 
-The monitor is plain bookkeeping (no threads, no clocks); both the asynchronous loop and the
-server drive it, one tick at a time, from the control thread.
+The monitor is plain bookkeeping (no threads, no clocks); the loop engine
+(:mod:`hrl_runtime.engine`, behind both loops and the server) drives it, one tick at a time, from
+the control thread.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from typing import Any
 import numpy as np
 from gymnasium.spaces import Box
 
-from hrl_runtime.loop import Fault, safe_action_for
-
 logger = logging.getLogger(__name__)
 
 FALLBACKS = ("hold", "zero")
@@ -30,6 +29,7 @@ FALLBACKS = ("hold", "zero")
 FAULT_KINDS = (
     "nonfinite_observation",
     "bad_observation_shape",
+    "agent_exception",
     "skill_exception",
     "high_level_exception",
     "nonfinite_action",
@@ -42,13 +42,48 @@ FAULT_KINDS = (
 
 
 @dataclass(frozen=True)
+class Fault:
+    """One fault the loop caught and contained."""
+
+    step: int
+    kind: str
+    detail: str
+
+
+class ControlFault(Exception):
+    """Raised on the control path to name the kind of fault (e.g. ``skill_exception``); the loop
+    records it under that kind and answers with the fallback action."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def safe_action_for(space: Box, action: Any, field: str) -> np.ndarray:
+    """The configured safe action (zero when None), checked against and clipped into ``space``.
+
+    Raises:
+        ValueError: naming ``field`` when the shape does not fit the action space.
+    """
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    if action is None:
+        action = np.zeros(space.shape)
+    action = np.asarray(action, np.float64)
+    if action.shape != space.shape:
+        raise ValueError(f"{field} has shape {action.shape}, the action space is {space.shape}")
+    return np.clip(action, low, high).astype(space.dtype)
+
+
+@dataclass(frozen=True)
 class SafetyConfig:
     """Configuration of :class:`SafetyMonitor`."""
 
     fallback: str = "hold"
     """Action on a faulty tick: ``hold`` the last safe action, or ``zero`` (the stop action)."""
-    safe_stop_after: int = 10
-    """Consecutive faulty ticks (faults or missed deadlines) that latch the safe stop."""
+    safe_stop_after: int | None = 10
+    """Consecutive faulty ticks (faults or missed deadlines) that latch the safe stop; None:
+    never latch (faulty ticks still get the fallback action)."""
     stop_action: tuple[float, ...] | None = None
     """Action sent while stopped (and before any safe action is known); None: zero, clipped."""
 
@@ -58,7 +93,7 @@ class SafetyConfig:
             raise ValueError(
                 f"SafetyConfig.fallback must be one of {FALLBACKS}, got {self.fallback!r}"
             )
-        if self.safe_stop_after < 1:
+        if self.safe_stop_after is not None and self.safe_stop_after < 1:
             raise ValueError(
                 f"SafetyConfig.safe_stop_after must be >= 1, got {self.safe_stop_after}"
             )
@@ -82,10 +117,11 @@ class SafetyMonitor:
         action_space: the plant's action space, ``(da,)``.
         observation_shape: the shape observations must have, ``(do,)``.
         config: fallback and stop settings.
+        max_events: how many fault events to keep per episode (None: all).
 
     Attributes:
         fault_counts: faults by kind since the last reset (``deadline_miss`` included).
-        events: the first ``max_events`` faults, in order, as :class:`~hrl_runtime.loop.Fault`.
+        events: the first ``max_events`` faults, in order, as :class:`Fault`.
         clipped_steps: ticks whose action had to be clipped into the action space.
         safe_stop: the latched stop, or None while running.
     """
@@ -95,6 +131,7 @@ class SafetyMonitor:
         action_space: Box,
         observation_shape: tuple[int, ...],
         config: SafetyConfig | None = None,
+        max_events: int | None = 1000,
     ):
         self.config = config or SafetyConfig()
         self.config.validate()
@@ -111,7 +148,7 @@ class SafetyMonitor:
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self.first_detail: dict[str, str] = {}
         self.events: list[Fault] = []
-        self.max_events = 1000
+        self.max_events = max_events
         self._step = 0
         self.reset()
 
@@ -150,7 +187,7 @@ class SafetyMonitor:
         if kind not in self.first_detail:
             self.first_detail[kind] = detail
             logger.warning("control fault at step %d (%s): %s", self._step, kind, detail)
-        if len(self.events) < self.max_events:
+        if self.max_events is None or len(self.events) < self.max_events:
             self.events.append(Fault(self._step, kind, detail))
         self._tick_faulty = True
         self._last_kind = kind
@@ -206,7 +243,8 @@ class SafetyMonitor:
             self.consecutive_faulty = 0
             return False
         self.consecutive_faulty += 1
-        if self.safe_stop is None and self.consecutive_faulty >= self.config.safe_stop_after:
+        limit = self.config.safe_stop_after
+        if self.safe_stop is None and limit is not None and self.consecutive_faulty >= limit:
             self.latch(
                 step,
                 f"{self.consecutive_faulty} consecutive faulty ticks (last: {self._last_kind})",

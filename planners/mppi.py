@@ -156,8 +156,8 @@ class LatentMPPI(HighLevel):
         self.n_elite = max(1, round(config.elite_fraction * K))
         self.n_prior = round(config.prior_fraction * K) if skill.prior is not None else 0
         self._obs: np.ndarray | None = None
-        self._first_step: int | None = None
-        self._last_step: int | None = None
+        self._origin: int | None = None  # control step that plan entry 0 starts at
+        self._executed_steps = 0  # control steps of the plan that ran since the last optimize
         self._has_goal = False
 
         self.backend = self._choose_backend(config.backend, label)
@@ -215,7 +215,8 @@ class LatentMPPI(HighLevel):
         self.mean[:] = self.center
         self.std[:] = self.sigma
         self.previous[:] = self.center
-        self._first_step = self._last_step = None
+        self._origin = None
+        self._executed_steps = 0
         if obs is not None:
             self.set_state(obs)
 
@@ -226,6 +227,11 @@ class LatentMPPI(HighLevel):
             raise ConfigError(f"goal must be {self.goal.size} finite numbers, got {goal}")
         self.goal[:] = goal
         self._has_goal = True
+
+    def advance(self, executed_steps: int) -> None:
+        """Books ``executed_steps`` control steps of the plan as run; the next :meth:`optimize`
+        shifts out the ``executed_steps // hold_steps`` entries that are over (warm start)."""
+        self._executed_steps += max(0, int(executed_steps))
 
     def set_state(self, obs: np.ndarray) -> None:
         self._obs = np.asarray(obs)
@@ -256,15 +262,17 @@ class LatentMPPI(HighLevel):
                 np.maximum(self.std, self.min_std, out=self.std)
 
     def _warm_start(self) -> None:
-        """Shifts the plan by the commands executed since the last optimize (MPPI warm start)."""
-        if self._first_step is None:
+        """Shifts the plan by the entries executed since the last optimize (MPPI warm start);
+        the shifted-in entries repeat the last one."""
+        executed = min(self._executed_steps // self.skill.hold_steps, self.config.horizon)
+        self._executed_steps = 0
+        self._origin = None  # the new plan starts at the next commanded step
+        if executed == 0:
             return
-        executed = (self._last_step - self._first_step) // self.skill.hold_steps + 1
-        self.previous[:] = self.mean[min(executed, self.config.horizon) - 1]
-        for _ in range(min(executed, self.config.horizon)):
+        self.previous[:] = self.mean[executed - 1]
+        for _ in range(executed):
             self._fill[:] = self.mean[-1]
             kernels.shift_plan(self.mean, self._fill)
-        self._first_step = self._last_step = None
 
     def _sample(self, refit: bool) -> None:
         """Fills ``commands`` with the nominal plan, prior draws and perturbed plans.
@@ -301,13 +309,17 @@ class LatentMPPI(HighLevel):
             )
 
     def command(self, obs: np.ndarray, t: int) -> np.ndarray:
-        """The planned command for step ``t``: the plan entry covering the steps held so far."""
-        if self._first_step is None:
-            self._first_step = t
-        self._last_step = t
-        index = min((t - self._first_step) // self.skill.hold_steps, self.config.horizon - 1)
+        """The planned command for step ``t``: the entry covering ``t``, counting from the first
+        step commanded since the last optimization."""
+        if self._origin is None:
+            self._origin = t
+        index = min((t - self._origin) // self.skill.hold_steps, self.config.horizon - 1)
         self._command_out[:] = self.mean[index]
         return self._command_out
+
+    def nominal_plan(self) -> np.ndarray:
+        """The mean plan ``(T, dz)`` (the buffer itself; the asynchronous loop copies it)."""
+        return self.mean
 
     def plan_info(self) -> dict[str, Any]:
         """The mean plan ``(T, dz)``, its predicted trajectory ``(T + 1, ds)``, the lowest-cost

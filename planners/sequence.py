@@ -114,6 +114,25 @@ class GoalSequence(HighLevel):
         if not self.done:
             self.records[self.index].initial_distance = self._distance(obs)
 
+    def planning_part(self) -> HighLevel | None:
+        """The delegate does the planning (None: the sequence alone plans nothing)."""
+        return self.delegate
+
+    def replace_delegate(self, delegate: HighLevel) -> HighLevel:
+        """Swaps the delegate (the asynchronous loop puts its stand-in here while it runs).
+
+        Raises:
+            NotImplementedError: the sequence has no delegate to replace.
+        """
+        if self.delegate is None:
+            raise NotImplementedError("this GoalSequence has no delegate to replace")
+        previous, self.delegate = self.delegate, delegate
+        return previous
+
+    def advance(self, executed_steps: int) -> None:
+        if self.delegate is not None:
+            self.delegate.advance(executed_steps)
+
     def set_state(self, obs: np.ndarray) -> None:
         self._obs = np.asarray(obs)
         if self.delegate is not None:

@@ -201,8 +201,7 @@ def test_warm_start_shifts_the_plan():
     skill = LatentSkill(VelocityDynamics(), hold_steps=5)
     planner = plan_from(LatentMPPI(skill, MPPIConfig(num_samples=64, horizon=4)), (0, 0), (1, 1))
     planner.mean[:] = np.arange(8, dtype=np.float32).reshape(4, 2) / 10
-    for t in range(10):  # two held commands executed
-        planner.command(None, t)
+    planner.advance(10)  # two held commands executed
     planner._warm_start()
     np.testing.assert_allclose(planner.mean, [[0.4, 0.5], [0.6, 0.7], [0.6, 0.7], [0.6, 0.7]])
 
