@@ -9,10 +9,11 @@ from pathlib import Path
 
 from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
+from skill_library.actionable.config import ActionableConfig
 
 
 def cmd_train_am(args: argparse.Namespace) -> int:
-    from skill_library.actionable import ActionableConfig, train_actionable
+    from skill_library.actionable.train import train_actionable  # torch: only when training
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
@@ -104,8 +105,8 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     am.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
     am.add_argument("--out", required=True, help="package directory (checkpoints inside)")
     am.add_argument("--name", default="am-skill", help="package name in the registry")
-    am.add_argument("--steps", type=int, default=30_000, help="gradient steps")
-    am.add_argument("--seed", type=int, default=0)
+    am.add_argument("--steps", type=int, default=ActionableConfig().steps, help="gradient steps")
+    am.add_argument("--seed", type=int, default=ActionableConfig().seed)
     am.add_argument("--no-chaining", action="store_true", help="hindsight goals only")
     am.add_argument("--no-negatives", action="store_true", help="no conservative negatives")
     am.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -120,7 +121,12 @@ def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJso
         help="train the variants chaining, no-chaining and no-negatives on this HDF5 file, "
         "once per --train-seeds, then evaluate them",
     )
-    am.add_argument("--steps", type=int, default=30_000, help="gradient steps per training run")
+    am.add_argument(
+        "--steps",
+        type=int,
+        default=ActionableConfig().steps,
+        help="gradient steps per training run",
+    )
     am.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     am.add_argument("--jobs", type=int, default=2, help="training runs side by side")
     am.add_argument(

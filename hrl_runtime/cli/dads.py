@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from hrl_runtime.cli.common import WithJson, command_line, emit, make_env
+from skill_library.dads.config import DADSConfig
 
 
 def cmd_train_dads(args: argparse.Namespace) -> int:
-    from skill_library.dads import DADSConfig, DADSTrainer  # torch: loaded only when training
+    from skill_library.dads.train import DADSTrainer  # torch: loaded only when training
 
     config = replace(
         DADSConfig(),
@@ -43,14 +44,17 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
 
 def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl train dads``."""
+    defaults = DADSConfig()
     dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
-    dads.add_argument("--env", default="hrl/PointArena-v0", help="environment id")
-    dads.add_argument("--latent-dim", type=int, default=2, help="skill dimension dz")
-    dads.add_argument("--steps", type=int, default=100_000, help="policy steps in total")
+    dads.add_argument("--env", default=defaults.env_id, help="environment id")
+    dads.add_argument("--latent-dim", type=int, default=defaults.latent_dim, help="skill dim dz")
+    dads.add_argument("--steps", type=int, default=defaults.steps, help="policy steps in total")
     dads.add_argument("--out", required=True, help="package directory (checkpoints inside)")
-    dads.add_argument("--seed", type=int, default=0)
+    dads.add_argument("--seed", type=int, default=defaults.seed)
     dads.add_argument("--name", default="dads-skills", help="package name in the registry")
-    dads.add_argument("--num-envs", type=int, default=16, help="environments side by side")
+    dads.add_argument(
+        "--num-envs", type=int, default=defaults.num_envs, help="environments side by side"
+    )
     dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
     dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
     dads.add_argument("--resume", action="store_true", help="continue from the checkpoint")

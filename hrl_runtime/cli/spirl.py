@@ -10,23 +10,21 @@ from pathlib import Path
 from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.registry import SkillRegistry, load_skill
+from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig, SPiRLConfig
 
 
 def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from skill_library.spirl.networks import SkillModelConfig
-    from skill_library.spirl.train import SkillTrainingConfig, train_skill_model
+    from skill_library.spirl.train import train_skill_model  # torch: only when training
 
     dataset = load_dataset(args.dataset)
     config = SkillTrainingConfig(
         model=SkillModelConfig(
             horizon=args.horizon, latent_dim=args.latent_dim, closed_loop=not args.open_loop
         ),
+        beta=args.beta,
         updates=args.updates,
         seed=args.seed,
     )
-    config = replace(config, beta=args.beta)
     path = train_skill_model(
         dataset,
         config,
@@ -47,8 +45,7 @@ def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
 
 
 def cmd_train_spirl(args: argparse.Namespace) -> int:
-
-    from skill_library.spirl.downstream import SPiRLConfig, SPiRLTrainer
+    from skill_library.spirl.downstream import SPiRLTrainer  # torch: only when training
 
     skill = load_skill(args.skill)
     config = SPiRLConfig(env_steps=args.steps, method=args.method, seed=args.seed)
@@ -113,29 +110,38 @@ def cmd_compare_spirl(args: argparse.Namespace) -> int:
 
 def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl train spirl-skills`` and ``hrl train spirl``."""
+    defaults = SkillTrainingConfig()
     skills = with_json(algorithms.add_parser("spirl-skills", help="SPiRL skills and prior"))
     skills.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
     skills.add_argument("--out", required=True, help="package directory")
     skills.add_argument("--name", default="spirl-skills", help="package name")
-    skills.add_argument("--horizon", type=int, default=10, help="H, actions per skill")
-    skills.add_argument("--latent-dim", type=int, default=10, help="dz")
-    skills.add_argument("--beta", type=float, default=5e-4, help="KL weight")
-    skills.add_argument("--updates", type=int, default=6000, help="gradient steps")
+    skills.add_argument(
+        "--horizon", type=int, default=defaults.model.horizon, help="H, actions per skill"
+    )
+    skills.add_argument("--latent-dim", type=int, default=defaults.model.latent_dim, help="dz")
+    skills.add_argument("--beta", type=float, default=defaults.beta, help="KL weight")
+    skills.add_argument("--updates", type=int, default=defaults.updates, help="gradient steps")
     skills.add_argument("--open-loop", action="store_true", help="decoder p(a_1..a_H | z)")
-    skills.add_argument("--seed", type=int, default=0)
+    skills.add_argument("--seed", type=int, default=defaults.seed)
     skills.add_argument("--resume", action="store_true")
     skills.set_defaults(func=cmd_train_spirl_skills)
 
     spirl = with_json(algorithms.add_parser("spirl", help="SPiRL high-level policy"))
     spirl.add_argument("--skill", required=True, help="skill with a prior")
     spirl.add_argument("--env", required=True, help="downstream task")
-    spirl.add_argument("--steps", type=int, default=300_000, help="control-step budget")
+    downstream = SPiRLConfig()
+    spirl.add_argument(
+        "--steps", type=int, default=downstream.env_steps, help="control-step budget"
+    )
     spirl.add_argument("--out", required=True, help="policy package directory")
     spirl.add_argument("--name", default="spirl-policy", help="package name")
     spirl.add_argument(
-        "--method", choices=("spirl", "skill_sac"), default="spirl", help="with or without prior"
+        "--method",
+        choices=("spirl", "skill_sac"),
+        default=downstream.method,
+        help="with or without prior",
     )
-    spirl.add_argument("--seed", type=int, default=0)
+    spirl.add_argument("--seed", type=int, default=downstream.seed)
     spirl.set_defaults(func=cmd_train_spirl)
 
 
@@ -158,7 +164,9 @@ def add_commands(
     )
     spirl.add_argument("--skill", default="spirl-maze", help="skill with a prior")
     spirl.add_argument("--env", default="hrl/PointMazeFar-v0")
-    spirl.add_argument("--steps", type=int, default=300_000, help="control steps per run")
+    spirl.add_argument(
+        "--steps", type=int, default=SPiRLConfig().env_steps, help="control steps per run"
+    )
     spirl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     spirl.add_argument("--jobs", type=int, default=2, help="runs side by side")
     spirl.add_argument("--out", default="runs/spirl-compare")

@@ -1,22 +1,7 @@
 """Actionable Models (Chebotar et al. 2021): offline goal-conditioned Q-learning with hindsight
 relabelling, conservative negatives and goal chaining; packaged as a goal-reaching skill."""
 
-from skill_library.actionable.losses import (
-    actionable_loss,
-    conservative_loss,
-    goal_reaching_loss,
-    max_q,
-    td_targets,
-)
-from skill_library.actionable.networks import GoalQNetwork, NumpyQ, QNetworkConfig
-from skill_library.actionable.skill import ActionableSkill, GoalQValue, PolicyConfig
-from skill_library.actionable.train import (
-    ActionableConfig,
-    GoalRelabeler,
-    farthest_point_subset,
-    subgoal_links,
-    train_actionable,
-)
+from skill_library import lazy_exports
 
 __all__ = [
     "ActionableConfig",
@@ -36,3 +21,24 @@ __all__ = [
     "td_targets",
     "train_actionable",
 ]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ActionableConfig": "config",
+        "ActionableSkill": "skill",
+        "GoalQNetwork": "networks",
+        "GoalQValue": "skill",
+        "GoalRelabeler": "train",
+        "NumpyQ": "networks",
+        "PolicyConfig": "config",
+        "QNetworkConfig": "networks",
+        "actionable_loss": "losses",
+        "conservative_loss": "losses",
+        "farthest_point_subset": "train",
+        "goal_reaching_loss": "losses",
+        "max_q": "losses",
+        "subgoal_links": "train",
+        "td_targets": "losses",
+        "train_actionable": "train",
+    },
+)

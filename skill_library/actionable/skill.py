@@ -9,7 +9,7 @@ needs no dataset at run time.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,25 +18,8 @@ from gymnasium.spaces import Box
 
 import kernels
 from hrl_runtime.skill import PackageContents, Skill, SkillValue
+from skill_library.actionable.config import PolicyConfig
 from skill_library.actionable.networks import GoalQNetwork, NumpyQ, QNetworkConfig
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    """How the skill turns Q into actions."""
-
-    action_repeat: int = 10
-    """Control steps each chosen action is held (the data's policy rate)."""
-    cem_samples: int = 64
-    """K: actions scored per CEM iteration."""
-    cem_iterations: int = 3
-    """CEM iterations; the first samples uniformly over the action box."""
-    cem_elites: int = 6
-    """Elites refitted per iteration."""
-    cem_min_std: float = 0.05
-    """Floor on the CEM std, action units."""
-    seed: int = 0
-    """Seed of the CEM samples (reset by ``reset()``)."""
 
 
 class GoalQValue(SkillValue):

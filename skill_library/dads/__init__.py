@@ -1,9 +1,6 @@
 """DADS: skills discovered without reward, with a skill-dynamics model for planning."""
 
-from skill_library.dads.losses import dynamics_loss, intrinsic_reward
-from skill_library.dads.networks import DADSNetworkConfig, make_networks
-from skill_library.dads.skill import DADSSkill, DADSSkillConfig
-from skill_library.dads.train import DADSConfig, DADSTrainer, evaluate_skills
+from skill_library import lazy_exports
 
 __all__ = [
     "DADSConfig",
@@ -16,3 +13,17 @@ __all__ = [
     "intrinsic_reward",
     "make_networks",
 ]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DADSConfig": "config",
+        "DADSNetworkConfig": "config",
+        "DADSSkill": "skill",
+        "DADSSkillConfig": "skill",
+        "DADSTrainer": "train",
+        "dynamics_loss": "losses",
+        "evaluate_skills": "train",
+        "intrinsic_reward": "losses",
+        "make_networks": "networks",
+    },
+)

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from skill_library.dads.config import DADSNetworkConfig
 from skill_library.networks import DynamicsNetConfig, SkillDynamicsNet
-from skill_library.sac import SACConfig, SACLearner
-
-
-@dataclass(frozen=True)
-class DADSNetworkConfig:
-    """Sizes of the DADS networks."""
-
-    policy_hidden: tuple[int, ...] = (256, 256)
-    """Hidden widths of pi(a | s, z) and of the critics."""
-    dynamics_hidden: tuple[int, ...] = (128, 128)
-    """Hidden widths of the skill dynamics q(s' | s, z)."""
-    dynamics_activation: str = "tanh"
-    """Hidden activation of the skill dynamics."""
-    num_experts: int = 4
-    """Mixture components of the skill dynamics."""
-    fixed_variance: bool = True
-    """Unit-variance components (in normalized units), as DADS uses for navigation."""
+from skill_library.sac.config import SACConfig
+from skill_library.sac.train import SACLearner
 
 
 def make_networks(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -19,50 +19,13 @@ from hrl_runtime.errors import IncompatibleError
 from hrl_runtime.skill import Skill
 from skill_library.replay import ReplayBuffer
 from skill_library.sac import TanhGaussianPolicy, TwinQ, soft_update
+from skill_library.spirl.config import SPiRLConfig
 from skill_library.spirl.losses import (
     spirl_actor_loss,
     spirl_critic_loss,
     spirl_temperature_loss,
 )
 from skill_library.spirl.policy import SPiRLPolicy
-
-
-@dataclass(frozen=True)
-class SPiRLConfig:
-    """Downstream training in skill space (or flat, for the baseline)."""
-
-    env_steps: int = 300_000
-    """Budget in control steps of the environment (the same for every method)."""
-    method: str = "spirl"
-    """``spirl`` (KL to the learned prior), ``skill_sac`` (entropy, no prior), ``flat_sac``."""
-    target_divergence: float = 5.0
-    """delta: target of KL(pi || p) (spirl)."""
-    target_entropy: float | None = None
-    """skill_sac / flat_sac: target entropy; None: -dim."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Policy and critic widths."""
-    learning_rate: float = 3e-4
-    """Adam step size."""
-    discount: float = 0.99
-    """gamma, per high-level step."""
-    tau: float = 0.005
-    """Target critic Polyak factor."""
-    initial_alpha: float = 0.1
-    """Initial temperature."""
-    batch_size: int = 256
-    """Minibatch size."""
-    warmup: int = 256
-    """High-level steps before the first update (actions from the prior / random)."""
-    updates_per_step: int = 1
-    """Gradient steps per high-level step."""
-    flat_action_repeat: int = 10
-    """flat_sac: control steps per raw action (the skills' own policy rate)."""
-    eval_every: int = 20_000
-    """Control steps between evaluations for the learning curve."""
-    eval_episodes: int = 5
-    """Episodes per evaluation."""
-    seed: int = 0
-    """Seed of everything."""
 
 
 class _SkillEnv:

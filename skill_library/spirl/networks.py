@@ -3,28 +3,13 @@ state-conditioned skill prior p(z | s_1)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from skill_library.networks import mlp
+from skill_library.spirl.config import SkillModelConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -6.0, 2.0
-
-
-@dataclass(frozen=True)
-class SkillModelConfig:
-    """Sizes of the skill model."""
-
-    horizon: int = 10
-    """H: actions per skill."""
-    latent_dim: int = 10
-    """dz: size of the skill embedding."""
-    hidden: tuple[int, ...] = (128, 128)
-    """Hidden widths of encoder, decoder and prior."""
-    closed_loop: bool = True
-    """Decoder pi(a_t | s_t, z) (closed loop, SPiRL's default) instead of p(a_1..a_H | z)."""
 
 
 class GaussianHead(nn.Module):

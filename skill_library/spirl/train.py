@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,12 @@ import numpy as np
 import torch
 
 from hrl_runtime.errors import ConfigError
+from skill_library.spirl.config import SkillTrainingConfig
 from skill_library.spirl.losses import skill_model_loss
-from skill_library.spirl.networks import SkillModel, SkillModelConfig
+from skill_library.spirl.networks import SkillModel
 from skill_library.spirl.skill import SPiRLSkill
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SkillTrainingConfig:
-    """Training of the skill model."""
-
-    model: SkillModelConfig = field(default_factory=SkillModelConfig)
-    """Architecture (H, dz, widths, decoder variant)."""
-    beta: float = 5e-4
-    """Weight of KL(q(z|a) || N(0, I)) (SPiRL uses 5e-4 for navigation)."""
-    updates: int = 6000
-    """Gradient steps."""
-    batch_size: int = 256
-    """Sequences per step."""
-    learning_rate: float = 1e-3
-    """Adam step size."""
-    validation_fraction: float = 0.05
-    """Share of episodes held out to report validation losses."""
-    command_bound: float = 2.0
-    """The packaged skill's commands are z in [-bound, bound]^dz."""
-    seed: int = 0
-    """Seed of the split, the batches and the initialization."""
-    checkpoint_every: int = 1000
-    """Updates between checkpoints."""
 
 
 def train_skill_model(

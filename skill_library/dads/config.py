@@ -1,0 +1,109 @@
+"""DADS settings (torch-free: ``hrl train dads`` reads its defaults from here without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hrl_runtime.errors import ConfigError
+from skill_library.sac.config import SACConfig
+
+
+@dataclass(frozen=True)
+class DADSNetworkConfig:
+    """Sizes of the DADS networks."""
+
+    policy_hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of pi(a | s, z) and of the critics."""
+    dynamics_hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the skill dynamics q(s' | s, z)."""
+    dynamics_activation: str = "tanh"
+    """Hidden activation of the skill dynamics."""
+    num_experts: int = 4
+    """Mixture components of the skill dynamics."""
+    fixed_variance: bool = True
+    """Unit-variance components (in normalized units), as DADS uses for navigation."""
+
+
+@dataclass(frozen=True)
+class DADSConfig:
+    """Everything a DADS run needs; the defaults train point-mass skills."""
+
+    env_id: str = "hrl/PointArena-v0"
+    """Environment to discover skills in."""
+    latent_dim: int = 2
+    """dz: skills are z in [-1, 1]^dz (continuous uniform prior)."""
+    steps: int = 100_000
+    """Total policy steps (each is ``action_repeat`` control steps)."""
+    num_envs: int = 16
+    """Environments stepped side by side; one episode each per iteration."""
+    episode_length: int = 30
+    """Policy steps per episode."""
+    skill_hold: int | None = None
+    """Resample z every this many policy steps; None holds it for the whole episode."""
+    action_repeat: int = 10
+    """Control steps each policy action is held; also the skill's ``hold_steps``."""
+    dynamics_dims: tuple[int, ...] | None = (0, 1)
+    """Observation entries the skill dynamics models (the x-y prior); None: all."""
+    hide_dynamics_dims: bool = True
+    """Hide ``dynamics_dims`` from the policy (skills then do not depend on position)."""
+    random_start: bool = True
+    """Start episodes anywhere in free space (point-mass envs), so skills cover the arena."""
+    num_alternatives: int = 100
+    """L: prior samples in the reward's denominator."""
+    dynamics_updates: int = 32
+    """Gradient steps on q_phi per iteration."""
+    sac_updates: int = 64
+    """SAC updates per iteration."""
+    batch_size: int = 256
+    """Minibatch size of both learners."""
+    dynamics_lr: float = 3e-4
+    """Adam step size of the skill dynamics."""
+    off_policy: bool = False
+    """Replay with importance-weighted dynamics updates (off-DADS) instead of on-policy data."""
+    replay_capacity: int = 100_000
+    """Replay size when ``off_policy``."""
+    importance_clip: float = 10.0
+    """Upper clip of the off-DADS importance ratios."""
+    relabel_pool: int = 4096
+    """Off-policy: transitions relabelled per iteration for the SAC updates."""
+    sac: SACConfig = field(default_factory=lambda: SACConfig(initial_alpha=0.1))
+    """SAC hyperparameters."""
+    networks: DADSNetworkConfig = field(default_factory=DADSNetworkConfig)
+    """Network sizes."""
+    seed: int = 0
+    """Seed of everything (skills, environments, networks)."""
+    checkpoint_every: int = 10
+    """Iterations between checkpoints."""
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad field."""
+        checks = [
+            (self.latent_dim >= 1, "latent_dim must be >= 1"),
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.num_envs >= 1, "num_envs must be >= 1"),
+            (self.episode_length >= 2, "episode_length must be >= 2"),
+            (self.action_repeat >= 1, "action_repeat must be >= 1"),
+            (self.num_alternatives >= 1, "num_alternatives must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"DADSConfig: {message}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as nested plain values (as training manifests record it)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DADSConfig:
+        """The inverse of :meth:`to_json` (lists become the tuples the fields hold)."""
+        data = dict(data)
+        data["sac"] = SACConfig(**{**data["sac"], "hidden": tuple(data["sac"]["hidden"])})
+        nets = dict(data["networks"])
+        for key in ("policy_hidden", "dynamics_hidden"):
+            nets[key] = tuple(nets[key])
+        data["networks"] = DADSNetworkConfig(**nets)
+        if data["dynamics_dims"] is not None:
+            data["dynamics_dims"] = tuple(data["dynamics_dims"])
+        return cls(**data)

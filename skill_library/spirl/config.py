@@ -1,0 +1,81 @@
+"""SPiRL settings (torch-free: the ``hrl`` command line reads its defaults from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SkillModelConfig:
+    """Sizes of the skill model."""
+
+    horizon: int = 10
+    """H: actions per skill."""
+    latent_dim: int = 10
+    """dz: size of the skill embedding."""
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of encoder, decoder and prior."""
+    closed_loop: bool = True
+    """Decoder pi(a_t | s_t, z) (closed loop, SPiRL's default) instead of p(a_1..a_H | z)."""
+
+
+@dataclass(frozen=True)
+class SkillTrainingConfig:
+    """Training of the skill model."""
+
+    model: SkillModelConfig = field(default_factory=SkillModelConfig)
+    """Architecture (H, dz, widths, decoder variant)."""
+    beta: float = 5e-4
+    """Weight of KL(q(z|a) || N(0, I)) (SPiRL uses 5e-4 for navigation)."""
+    updates: int = 6000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Sequences per step."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    validation_fraction: float = 0.05
+    """Share of episodes held out to report validation losses."""
+    command_bound: float = 2.0
+    """The packaged skill's commands are z in [-bound, bound]^dz."""
+    seed: int = 0
+    """Seed of the split, the batches and the initialization."""
+    checkpoint_every: int = 1000
+    """Updates between checkpoints."""
+
+
+@dataclass(frozen=True)
+class SPiRLConfig:
+    """Downstream training in skill space (or flat, for the baseline)."""
+
+    env_steps: int = 300_000
+    """Budget in control steps of the environment (the same for every method)."""
+    method: str = "spirl"
+    """``spirl`` (KL to the learned prior), ``skill_sac`` (entropy, no prior), ``flat_sac``."""
+    target_divergence: float = 5.0
+    """delta: target of KL(pi || p) (spirl)."""
+    target_entropy: float | None = None
+    """skill_sac / flat_sac: target entropy; None: -dim."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Policy and critic widths."""
+    learning_rate: float = 3e-4
+    """Adam step size."""
+    discount: float = 0.99
+    """gamma, per high-level step."""
+    tau: float = 0.005
+    """Target critic Polyak factor."""
+    initial_alpha: float = 0.1
+    """Initial temperature."""
+    batch_size: int = 256
+    """Minibatch size."""
+    warmup: int = 256
+    """High-level steps before the first update (actions from the prior / random)."""
+    updates_per_step: int = 1
+    """Gradient steps per high-level step."""
+    flat_action_repeat: int = 10
+    """flat_sac: control steps per raw action (the skills' own policy rate)."""
+    eval_every: int = 20_000
+    """Control steps between evaluations for the learning curve."""
+    eval_episodes: int = 5
+    """Episodes per evaluation."""
+    seed: int = 0
+    """Seed of everything."""
