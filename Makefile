@@ -29,6 +29,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --check --no-cache .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
