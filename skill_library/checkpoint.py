@@ -88,7 +88,10 @@ def config_json(config: Any) -> dict[str, Any]:
 
 
 def load_resumable(
-    directory: Path | str, config: Any, defaults: Any | None = None
+    directory: Path | str,
+    config: Any,
+    defaults: Any | None = None,
+    may_change: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """The checkpoint in ``directory`` if there is one and it was made with ``config``.
 
@@ -97,12 +100,14 @@ def load_resumable(
         config: the run's dataclass config.
         defaults: a default config; fields added after the checkpoint was written then count
             with their default values.
+        may_change: fields that may differ from the checkpoint's (a run's budget may grow).
 
     Returns:
         The state, or None when there is no checkpoint.
 
     Raises:
-        ConfigError: the checkpoint was made with another configuration.
+        ConfigError: the checkpoint was made with another configuration (naming each field
+            that differs, with both values).
     """
     from hrl_runtime.errors import ConfigError
 
@@ -113,9 +118,16 @@ def load_resumable(
     stored = state["config"]
     if defaults is not None:
         stored = {**config_json(defaults), **stored}
-    if stored != config_json(config):
+    current = config_json(config)
+    differ = [
+        f"{key}: {stored.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+        for key in sorted(stored.keys() | current.keys())
+        if key not in may_change and stored.get(key) != current.get(key)
+    ]
+    if differ:
+        allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
         raise ConfigError(
-            f"the checkpoint in {directory} was made with a different configuration; resume "
-            "with the same options or use a new --out"
+            f"the checkpoint in {directory} was made with a different configuration "
+            f"({'; '.join(differ)}); resume with the same options{allowed} or use a new --out"
         )
     return state
