@@ -22,7 +22,7 @@ __getattr__ = lazy_exports(
         "DADSSkillConfig": "skill",
         "DADSTrainer": "train",
         "dynamics_loss": "losses",
-        "evaluate_skills": "train",
+        "evaluate_skills": "evaluation",
         "intrinsic_reward": "losses",
         "make_networks": "networks",
     },

@@ -15,10 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shlex
-import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +22,14 @@ import numpy as np
 import torch
 
 from hrl_runtime.errors import ConfigError
-from skill_library.checkpoint import load_checkpoint, save_checkpoint
 from skill_library.dads.config import DADSConfig
+from skill_library.dads.evaluation import evaluate_skills, plot_skill_grid
 from skill_library.dads.losses import dynamics_loss, intrinsic_reward
 from skill_library.dads.networks import make_networks
 from skill_library.dads.skill import DADSSkill, DADSSkillConfig
 from skill_library.dynamics import LearnedDynamics
 from skill_library.replay import ReplayBuffer
+from skill_library.run import TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +93,15 @@ class DADSTrainer:
         config: the run's configuration.
         out_dir: package directory; checkpoints go to ``out_dir/checkpoint``, TensorBoard
             scalars to ``out_dir/tensorboard``.
-        command: the command line that started the run, recorded in the manifest.
+        command: the command line that started the run, recorded in the manifest (by default
+            this process's arguments).
     """
 
     def __init__(self, config: DADSConfig, out_dir: Path, command: str = ""):
         config.validate()
         self.config = config
         self.out_dir = Path(out_dir)
-        self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
+        self.command = command
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.envs = _Envs(config, self.rng)
@@ -142,8 +140,6 @@ class DADSTrainer:
         self.replay = ReplayBuffer(capacity, fields)
         self.steps_done = 0
         self.iteration = 0
-        self.history: list[dict[str, float]] = []
-        self._writer = None
 
     # --- data ------------------------------------------------------------------------------
     def _policy_input(self, obs: np.ndarray, skills: np.ndarray) -> torch.Tensor:
@@ -227,100 +223,109 @@ class DADSTrainer:
 
     def iterate(self) -> dict[str, float]:
         """Collect, fit q_phi, relabel, SAC (Algorithm 1, one pass)."""
-        config = self.config
         fresh = self.collect()
-        if not config.off_policy:
-            self.replay.clear()
-        self.replay.add(**fresh)
-        steps = len(fresh["obs"])
-        fresh_t = {k: torch.from_numpy(v) for k, v in fresh.items()}
-        dyn_fresh = self._dynamics_batch(fresh_t)
-        self.dynamics.in_norm.update(torch.cat([dyn_fresh["dyn_obs"], dyn_fresh["skills"]], -1))
-        self.dynamics.out_norm.update(dyn_fresh["dyn_next_obs"] - dyn_fresh["dyn_obs"])
-        with torch.no_grad():  # likelihood of new data before fitting: how predictable skills are
-            held_out = self.dynamics.log_prob(
-                dyn_fresh["dyn_obs"], dyn_fresh["skills"], dyn_fresh["dyn_next_obs"]
-            ).mean()
-        metrics = {"dynamics_log_likelihood_new_data": held_out.item()}
+        self._store(fresh)
+        metrics = {"dynamics_log_likelihood_new_data": self._fit_normalizers(fresh)}
         metrics.update(self.update_dynamics())
-
-        if config.off_policy:
-            pool_index = self.replay.indices(self.rng, min(config.relabel_pool, len(self.replay)))
-            pool = self.relabel(self.replay.get(pool_index))
-        else:
-            pool = self.relabel(self.replay.get(np.arange(len(self.replay))))
+        pool = self.relabel(self._relabel_pool())
         metrics["intrinsic_reward"] = pool["rewards"].mean().item()
-        size = len(pool["rewards"])
-        for _ in range(config.sac_updates):
-            index = torch.from_numpy(self.rng.integers(0, size, config.batch_size))
-            metrics.update(self.learner.update({k: v[index] for k, v in pool.items()}))
-        self.steps_done += steps
+        metrics.update(self.update_policy(pool))
+        self.steps_done += len(fresh["obs"])
         self.iteration += 1
         metrics["steps"] = float(self.steps_done)
         return metrics
 
+    def _store(self, fresh: dict[str, np.ndarray]) -> None:
+        """Adds the new episodes to the replay (which on-policy DADS empties first)."""
+        if not self.config.off_policy:
+            self.replay.clear()
+        self.replay.add(**fresh)
+
+    def _fit_normalizers(self, fresh: dict[str, np.ndarray]) -> float:
+        """Updates q_phi's input and output normalizers with the new transitions; returns their
+        mean log-likelihood under q_phi before it is fitted to them (how predictable the
+        skills are)."""
+        batch = self._dynamics_batch({k: torch.from_numpy(v) for k, v in fresh.items()})
+        self.dynamics.in_norm.update(torch.cat([batch["dyn_obs"], batch["skills"]], -1))
+        self.dynamics.out_norm.update(batch["dyn_next_obs"] - batch["dyn_obs"])
+        with torch.no_grad():
+            log_prob = self.dynamics.log_prob(
+                batch["dyn_obs"], batch["skills"], batch["dyn_next_obs"]
+            )
+        return log_prob.mean().item()
+
+    def _relabel_pool(self) -> dict[str, torch.Tensor]:
+        """The transitions SAC trains on: all of them on-policy, ``relabel_pool`` off-policy."""
+        if not self.config.off_policy:
+            return self.replay.get(np.arange(len(self.replay)))
+        size = min(self.config.relabel_pool, len(self.replay))
+        return self.replay.get(self.replay.indices(self.rng, size))
+
+    def update_policy(self, pool: dict[str, torch.Tensor]) -> dict[str, float]:
+        """``sac_updates`` SAC steps on minibatches of the relabelled ``pool``."""
+        metrics: dict[str, float] = {}
+        size = len(pool["rewards"])
+        for _ in range(self.config.sac_updates):
+            index = torch.from_numpy(self.rng.integers(0, size, self.config.batch_size))
+            metrics.update(self.learner.update({k: v[index] for k, v in pool.items()}))
+        return metrics
+
     # --- the run ---------------------------------------------------------------------------
     def train(self, resume: bool = False, progress: bool = True, name: str = "dads-skills") -> Path:
-        """Trains to ``config.steps`` policy steps and writes the skill package."""
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
+        """Trains to ``config.steps`` policy steps and writes the skill package.
 
-        checkpoint = self.out_dir / "checkpoint"
-        if resume and (checkpoint / "state.json").exists():
-            self.load(checkpoint)
-            logger.info("resumed at iteration %d (%d steps)", self.iteration, self.steps_done)
-        elif resume:
-            logger.warning("no checkpoint in %s; starting from scratch", checkpoint)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.iteration)
-        started = time.perf_counter()
-        bar = tqdm(
-            total=self.config.steps, initial=self.steps_done, disable=not progress, unit="step"
+        Args:
+            resume: continue from ``out_dir/checkpoint`` if there is one (only ``steps`` may
+                differ from the checkpoint's configuration).
+            progress: show a progress bar.
+            name: package name.
+
+        Raises:
+            ConfigError: the checkpoint was made with another configuration.
+        """
+        run = TrainingRun(
+            self.config,
+            self.out_dir,
+            tag="dads",
+            budget="steps",
+            command=self.command,
+            progress=progress,
         )
-        while self.steps_done < self.config.steps:
-            before = self.steps_done
-            metrics = self.iterate()
-            self.history.append(metrics)
-            for key, value in metrics.items():
-                writer.add_scalar(f"dads/{key}", value, self.iteration)
-            bar.update(self.steps_done - before)
-            bar.set_postfix(
-                ll=f"{metrics['dynamics_log_likelihood']:.2f}",
-                r=f"{metrics['intrinsic_reward']:.2f}",
-            )
-            if self.iteration % self.config.checkpoint_every == 0:
-                self.save(checkpoint)
-        bar.close()
-        writer.close()
-        self.save(checkpoint)
-        return self.package(time.perf_counter() - started, name=name)
+        state = run.resume() if resume else None
+        if state is not None:
+            self.restore(state)
+        with run.session(done=self.steps_done, log_step=self.iteration):
+            while self.steps_done < self.config.steps:
+                before = self.steps_done
+                metrics = self.iterate()
+                run.log(self.iteration, metrics)
+                run.advance(
+                    self.steps_done - before,
+                    ll=f"{metrics['dynamics_log_likelihood']:.2f}",
+                    r=f"{metrics['intrinsic_reward']:.2f}",
+                )
+                if self.iteration % self.config.checkpoint_every == 0:
+                    run.save(self.state())
+        run.save(self.state())
+        return self.package(run, name=name)
 
-    def save(self, directory: Path) -> None:
-        save_checkpoint(
-            directory,
-            {
-                "config": self.config.to_json(),
-                "learner": self.learner.state_dict(),
-                "dynamics": self.dynamics.state_dict(),
-                "dynamics_optimizer": self.dynamics_optimizer.state_dict(),
-                "replay": self.replay.state()[0],
-                "replay_counters": self.replay.state()[1],
-                "rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "steps_done": self.steps_done,
-                "iteration": self.iteration,
-                "history": self.history,
-            },
-        )
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds besides the config and the history."""
+        replay, counters = self.replay.state()
+        return {
+            "learner": self.learner.state_dict(),
+            "dynamics": self.dynamics.state_dict(),
+            "dynamics_optimizer": self.dynamics_optimizer.state_dict(),
+            "replay": replay,
+            "replay_counters": counters,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "steps_done": self.steps_done,
+            "iteration": self.iteration,
+        }
 
-    def load(self, directory: Path) -> None:
-        state = load_checkpoint(directory)
-        saved = DADSConfig.from_json(state["config"])
-        if replace(saved, steps=self.config.steps) != self.config:
-            raise ConfigError(
-                f"the checkpoint in {directory} was made with a different configuration; "
-                "resume with the same options (only --steps may change) or use a new --out"
-            )
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continues from a checkpoint's :meth:`state`."""
         self.learner.load_state_dict(state["learner"])
         self.dynamics.load_state_dict(state["dynamics"])
         self.dynamics_optimizer.load_state_dict(state["dynamics_optimizer"])
@@ -332,7 +337,7 @@ class DADSTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.steps_done = int(state["steps_done"])
         self.iteration = int(state["iteration"])
-        self.history = list(state["history"])
+        logger.info("resumed at iteration %d (%d steps)", self.iteration, self.steps_done)
 
     def make_skill(self) -> DADSSkill:
         """The current policy and dynamics as a :class:`DADSSkill`."""
@@ -354,27 +359,26 @@ class DADSTrainer:
             env.action_space,
         )
 
-    def package(self, seconds: float, name: str = "dads-skills", version: str = "1.0.0") -> Path:
-        """Writes the skill package (and its z-grid PNG) into ``out_dir``."""
-        from hrl_runtime.registry import SkillRegistry
-
+    def package(self, run: TrainingRun, name: str = "dads-skills", version: str = "1.0.0") -> Path:
+        """Evaluates the skills and writes the package (with its z-grid PNG and the run's
+        history) into ``out_dir``."""
         skill = self.make_skill()
         evaluation = evaluate_skills(skill, self.config, seed=self.config.seed + 1)
-        last = self.history[-5:] if self.history else [{}]
+        history = run.history
+        last = history[-5:] if history else [{}]
         metrics = {
             "steps": self.steps_done,
             "iterations": self.iteration,
-            "wall_seconds_this_session": round(seconds, 1),
+            "wall_seconds_this_session": round(run.seconds, 1),
             "dynamics_log_likelihood": float(np.mean([m["dynamics_log_likelihood"] for m in last])),
             "intrinsic_reward": float(np.mean([m["intrinsic_reward"] for m in last])),
-            "first_dynamics_log_likelihood": self.history[0]["dynamics_log_likelihood"]
-            if self.history
+            "first_dynamics_log_likelihood": history[0]["dynamics_log_likelihood"]
+            if history
             else None,
             **{k: v for k, v in evaluation.items() if k != "trajectories"},
         }
-        path = SkillRegistry([self.out_dir.parent]).save(
+        path = run.package(
             skill,
-            self.out_dir,
             name=name,
             version=version,
             description=(
@@ -382,16 +386,10 @@ class DADSTrainer:
                 f"{self.config.env_id}; dynamics over observation entries "
                 f"{list(self.dynamics_dims)}"
             ),
-            training={
-                "command": self.command,
-                "seed": self.config.seed,
-                "config": self.config.to_json(),
-            },
             metrics=metrics,
-            overwrite=True,
         )
         plot_skill_grid(evaluation["trajectories"], path / "skills.png", self.config)
-        (path / "history.json").write_text(json.dumps(self.history) + "\n")
+        (path / "history.json").write_text(json.dumps(history) + "\n")
         return path
 
 
@@ -403,81 +401,3 @@ def _tanh_gaussian_log_prob(
     pre = torch.atanh(actions)
     normal = -0.5 * ((pre - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
     return (normal - torch.log1p(-(actions**2))).sum(-1)
-
-
-def skill_grid(latent_dim: int, per_axis: int = 5, seed: int = 0) -> np.ndarray:
-    """A grid of skills ``(N, dz)``: a ``per_axis``-square grid in the first two dimensions
-    (others zero), or a single axis when dz = 1."""
-    axis = np.linspace(-1.0, 1.0, per_axis, dtype=np.float32)
-    if latent_dim == 1:
-        return axis[:, None]
-    grid = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    return np.concatenate([grid, np.zeros((len(grid), latent_dim - 2), np.float32)], -1)
-
-
-def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict[str, Any]:
-    """Runs each z of a grid from the same start (deterministic policy, twice with different
-    reset noise); measures how different the end states of different z are.
-
-    Returns:
-        ``trajectories (N, 2, steps + 1, do)``, ``end_spread`` (RMS distance of end states from
-        their mean over z), ``repeat_spread`` (RMS distance between the two repeats of each z),
-        and their ratio ``skill_distinctness``.
-    """
-    import envs
-
-    grid = skill_grid(config.latent_dim)
-    env = envs.make_env(
-        config.env_id, max_episode_steps=config.episode_length * skill.hold_steps + 1
-    )
-    trajectories = np.zeros(
-        (len(grid), 2, config.episode_length + 1, env.observation_space.shape[0])
-    )
-    for index, z in enumerate(grid):
-        for repeat in range(2):
-            obs, _ = env.reset(seed=seed + repeat)
-            skill.reset()
-            trajectories[index, repeat, 0] = obs
-            for step in range(config.episode_length):
-                for _ in range(skill.hold_steps):
-                    obs, _, terminated, truncated, _ = env.step(skill.act(obs, z))
-                    if terminated or truncated:
-                        break
-                trajectories[index, repeat, step + 1] = obs
-    dims = list(config.dynamics_dims or range(trajectories.shape[-1]))
-    ends = trajectories[:, :, -1][..., dims]
-    end_spread = float(np.sqrt(((ends[:, 0] - ends[:, 0].mean(0)) ** 2).sum(-1).mean()))
-    repeat_spread = float(np.sqrt(((ends[:, 0] - ends[:, 1]) ** 2).sum(-1).mean()))
-    return {
-        "trajectories": trajectories,
-        "end_spread": end_spread,
-        "repeat_spread": repeat_spread,
-        "skill_distinctness": end_spread / max(repeat_spread, 1e-6),
-    }
-
-
-def plot_skill_grid(trajectories: np.ndarray, path: Path, config: DADSConfig) -> Path:
-    """PNG of the x-y paths of the grid of z (first repeat), coloured by z."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dims = list(config.dynamics_dims or (0, 1))[:2]
-    grid = skill_grid(config.latent_dim)
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=110)
-    angle = np.arctan2(grid[:, -1], grid[:, 0]) if grid.shape[1] > 1 else grid[:, 0]
-    colors = plt.cm.hsv((angle - angle.min()) / max(np.ptp(angle), 1e-6))
-    for index in range(len(grid)):
-        path_xy = trajectories[index, 0][:, dims]
-        ax.plot(path_xy[:, 0], path_xy[:, 1], color=colors[index], lw=1.2)
-        ax.plot(*path_xy[-1], "o", color=colors[index], ms=3)
-    ax.plot(*trajectories[0, 0, 0][dims], "ks", ms=6)
-    ax.set_aspect("equal")
-    ax.set_title(f"DADS skills on {config.env_id}: a {len(grid)}-skill grid of z", fontsize=9)
-    ax.set_xlabel(f"obs[{dims[0]}]")
-    ax.set_ylabel(f"obs[{dims[1]}]")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
