@@ -64,7 +64,7 @@ class TrainingRun:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.checkpoint_dir = None if out_dir is None else self.out_dir / "checkpoint"
         self.tag, self.budget, self.unit, self.label = tag, budget, unit, label
-        self.command = command or shlex.join(sys.argv)
+        self.command = command
         self.progress = progress
         self.history: list[dict[str, float]] = []
         """The metrics passed to :meth:`log`, oldest first (kept in checkpoints)."""
@@ -158,9 +158,9 @@ def save_package(
     *,
     name: str,
     description: str,
-    command: str,
     config: Any,
     metrics: dict[str, Any],
+    command: str = "",
     training: dict[str, Any] | None = None,
     version: str = "1.0.0",
 ) -> Path:
@@ -171,11 +171,14 @@ def save_package(
         directory: the package directory (its parent joins the registry's search path, so a
             name already taken elsewhere is refused).
         name, description, metrics, version: the manifest's.
-        command, config: the command line and the dataclass config (with a ``seed`` field) that
-            trained it; the manifest's ``training`` records both and ``config.seed``.
+        config: the dataclass config that trained it; the manifest's ``training`` records it
+            and its ``seed``.
+        command: the command line that trained it, for the manifest's ``training`` (by default
+            this process's arguments).
         training: more entries of the manifest's ``training`` (the dataset, the environment).
     """
     directory = Path(directory)
+    command = command or shlex.join(sys.argv)
     record = {"command": command, "seed": config.seed, "config": config_json(config)}
     return SkillRegistry([directory.parent]).save(
         obj,

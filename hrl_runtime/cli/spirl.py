@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
-from hrl_runtime.registry import SkillRegistry, load_skill
+from hrl_runtime.registry import load_skill
 from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig, SPiRLConfig
 
 
@@ -51,21 +51,7 @@ def cmd_train_spirl(args: argparse.Namespace) -> int:
     config = SPiRLConfig(env_steps=args.steps, method=args.method, seed=args.seed)
     trainer = SPiRLTrainer(skill, args.env, config)
     curve = trainer.train(progress=not args.json)
-    policy = trainer.make_policy()
-    path = SkillRegistry([Path(args.out).parent]).save(
-        policy,
-        Path(args.out),
-        name=args.name,
-        description=f"{args.method} high-level policy over {policy.skill_ref} on {args.env}",
-        training={
-            "command": command_line(args),
-            "seed": args.seed,
-            "env": args.env,
-            "config": trainer.config_json(),
-        },
-        metrics={"final": curve[-1], "curve": curve, "wall_seconds": round(trainer.seconds, 1)},
-        overwrite=True,
-    )
+    path = trainer.package(Path(args.out), name=args.name, command=command_line(args))
     emit(
         args,
         {"package": str(path), "final": curve[-1]},
