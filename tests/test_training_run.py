@@ -3,8 +3,9 @@ trainers that use it are deterministic and resume exactly where they stopped."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -73,3 +74,49 @@ def test_package_records_command_seed_config_and_metrics(reach_skill, tmp_path):
     assert manifest["metrics"] == {"loss": 0.5} and manifest["description"] == "a toy"
     assert load_package(path).name == "toy-reach"
     assert run.package(reach_skill, name="toy-reach", description="", metrics={}) == path
+
+
+# --- the trainers ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dataset():
+    import envs
+
+    return envs.collect_dataset(envs.CollectConfig(episodes=12, seed=5), progress=False)
+
+
+def weights(path):
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in path.glob("*.safetensors")}
+
+
+def test_the_same_seed_trains_the_same_skill_model(dataset, tmp_path):
+    from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig
+    from skill_library.spirl.train import train_skill_model
+
+    config = SkillTrainingConfig(
+        model=SkillModelConfig(latent_dim=4, hidden=(32, 32)), updates=120, batch_size=64
+    )
+    paths = [
+        train_skill_model(dataset, config, tmp_path / name, name=name, progress=False)
+        for name in ("spirl-a", "spirl-b")
+    ]
+    assert weights(paths[0]) == weights(paths[1])
+    other = train_skill_model(
+        dataset, replace(config, seed=1), tmp_path / "spirl-c", name="spirl-c", progress=False
+    )
+    assert weights(other) != weights(paths[0])
+
+
+def test_an_interrupted_actionable_run_resumes_to_the_same_weights(dataset, tmp_path):
+    from skill_library.actionable.config import ActionableConfig
+    from skill_library.actionable.train import train_actionable
+
+    config = ActionableConfig(hidden=(32, 32), steps=60, batch_size=64, num_subgoals=10)
+    straight = train_actionable(dataset, config, tmp_path / "a", name="am-a", progress=False)
+    half = replace(config, steps=30, checkpoint_every=30)
+    train_actionable(dataset, half, tmp_path / "b", name="am-b", progress=False)
+    resumed = train_actionable(
+        dataset, replace(half, steps=60), tmp_path / "b", name="am-b", resume=True, progress=False
+    )
+    assert weights(resumed) == weights(straight)
+    manifest = json.loads((resumed / "skill.json").read_text())
+    assert manifest["metrics"]["steps"] == 60

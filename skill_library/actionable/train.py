@@ -28,8 +28,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,16 @@ from gymnasium.spaces import Box
 from scipy.spatial import cKDTree
 
 from hrl_runtime.errors import ConfigError
-from skill_library.actionable.config import ActionableConfig, PolicyConfig
+from skill_library.actionable.config import ActionableConfig
 from skill_library.actionable.losses import actionable_loss
 from skill_library.actionable.networks import GoalQNetwork, QNetworkConfig
 from skill_library.actionable.skill import ActionableSkill
+from skill_library.run import TrainingRun
 
 logger = logging.getLogger(__name__)
+
+LOG_EVERY = 200
+"""Steps whose mean metrics make one history entry and TensorBoard point."""
 
 
 class GoalRelabeler:
@@ -227,126 +230,143 @@ def train_actionable(
         config: training settings.
         out_dir: package directory (``checkpoint/`` and ``tensorboard/`` inside).
         name: package name.
-        command: the command line, for the manifest.
-        resume: continue from ``out_dir/checkpoint`` if present.
+        command: the command line, for the manifest (by default this process's arguments).
+        resume: continue from ``out_dir/checkpoint`` if present (only ``steps`` may differ
+            from the checkpoint's configuration).
         progress: show a progress bar.
 
     Raises:
         ConfigError: a dataset that cannot train a goal-reaching skill, or a checkpoint made
             with another configuration.
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
+    check_dataset(dataset, config)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    relabeler, network = build_network(dataset, config)
+    learner = _QLearner(network, config, rng)
+    run = TrainingRun(config, out_dir, tag="am", budget="steps", command=command, progress=progress)
+    state = run.resume() if resume else None
+    if state is not None:
+        learner.restore(state)
+    with run.session(done=learner.step):
+        _fit(learner, relabeler, config, run)
+    run.save(learner.state())
+    return _package(run, learner, dataset, name)
 
-    from hrl_runtime.registry import SkillRegistry
-    from skill_library.checkpoint import config_json, load_resumable, save_checkpoint
 
+def check_dataset(dataset: Any, config: ActionableConfig) -> None:
+    """Raises ConfigError unless the dataset has x-y observations and a batch of steps."""
     if dataset.obs_dim < 2 or dataset.num_steps < config.batch_size:
         raise ConfigError(
             f"the dataset ({dataset.num_steps} steps, observations of size {dataset.obs_dim}) is "
             f"too small: need x-y in the observation and at least batch_size="
             f"{config.batch_size} steps"
         )
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+
+
+def build_network(dataset: Any, config: ActionableConfig) -> tuple[GoalRelabeler, GoalQNetwork]:
+    """The relabeler of the dataset and a Q-network whose input normalizer is fitted to 20,000
+    relabelled transitions (drawn with their own generator, seeded by ``config.seed``)."""
     net_config = QNetworkConfig(
         obs_dim=dataset.obs_dim, action_dim=dataset.action_dim, hidden=tuple(config.hidden)
     )
     relabeler = GoalRelabeler(dataset, config, net_config.goal_indices)
     network = GoalQNetwork(net_config)
+    fit = relabeler.sample(np.random.default_rng(config.seed), 20_000)
     with torch.no_grad():
-        fit = relabeler.sample(np.random.default_rng(config.seed), 20_000)
-        network.normalizer.fit(
-            network.features(
-                torch.from_numpy(fit["obs"]),
-                torch.from_numpy(fit["actions"]),
-                torch.from_numpy(fit["goals"]),
-            )
+        features = network.features(
+            torch.from_numpy(fit["obs"]),
+            torch.from_numpy(fit["actions"]),
+            torch.from_numpy(fit["goals"]),
         )
-    target = copy.deepcopy(network).requires_grad_(False)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    out_dir = Path(out_dir)
-    checkpoint = out_dir / "checkpoint"
-    step, history = 0, []
-    state = load_resumable(checkpoint, config, ActionableConfig()) if resume else None
-    if state is not None:
-        network.load_state_dict(state["network"])
-        target.load_state_dict(state["target"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        step, history = int(state["step"]), list(state["history"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=step)
-    started = time.perf_counter()
+        network.normalizer.fit(features)
+    return relabeler, network
 
-    def save() -> None:
-        save_checkpoint(
-            checkpoint,
-            {
-                "config": config_json(config),
-                "network": network.state_dict(),
-                "target": target.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "step": step,
-                "history": history,
-            },
+
+class _QLearner:
+    """The Q-network, its Polyak target and optimizer, the batch generator ``rng`` and the
+    step count: what a checkpoint restores."""
+
+    def __init__(self, network: GoalQNetwork, config: ActionableConfig, rng: np.random.Generator):
+        self.network, self.config, self.rng = network, config, rng
+        self.target = copy.deepcopy(network).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+        self.negative_weight = config.negative_weight if config.negatives else 0.0
+        self.step = 0
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One Adam step of :func:`actionable_loss` on ``batch``, then the target's Polyak step."""
+        tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+        loss, metrics = actionable_loss(
+            self.network, self.target, tensors, self.config.discount, self.negative_weight
         )
-
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, unit="step")
-    negative_weight = config.negative_weight if config.negatives else 0.0
-    window: list[dict[str, float]] = []
-    while step < config.steps:
-        batch = {
-            k: torch.from_numpy(v) for k, v in relabeler.sample(rng, config.batch_size).items()
-        }
-        loss, metrics = actionable_loss(network, target, batch, config.discount, negative_weight)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        self.optimizer.step()
+        pairs = zip(self.network.parameters(), self.target.parameters(), strict=True)
         with torch.no_grad():
-            for p, p_target in zip(network.parameters(), target.parameters(), strict=True):
-                p_target.lerp_(p, config.target_tau)
-        step += 1
-        window.append(metrics)
-        if step % 200 == 0 or step == config.steps:
-            mean = {k: float(np.nanmean([m[k] for m in window])) for k in window[0]}
-            mean["step"] = step
-            window = []
-            history.append(mean)
-            for key, value in mean.items():
-                if key != "step" and np.isfinite(value):
-                    writer.add_scalar(f"am/{key}", value, step)
-            bar.set_postfix(td=f"{mean['td_loss']:.3f}", q=f"{mean['q_data']:.2f}")
-        bar.update(1)
-        if step % config.checkpoint_every == 0:
-            save()
-    bar.close()
-    writer.close()
-    save()
+            for parameter, target in pairs:
+                target.lerp_(parameter, self.config.target_tau)
+        self.step += 1
+        return metrics
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "step": self.step,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.step = int(state["step"])
+
+
+def _fit(
+    learner: _QLearner, relabeler: GoalRelabeler, config: ActionableConfig, run: TrainingRun
+) -> None:
+    """Steps to ``config.steps``, logging the mean metrics of every :data:`LOG_EVERY` steps."""
+    window: list[dict[str, float]] = []
+    while learner.step < config.steps:
+        window.append(learner.update(relabeler.sample(learner.rng, config.batch_size)))
+        postfix = {}
+        if learner.step % LOG_EVERY == 0 or learner.step == config.steps:
+            mean = {k: float(np.nanmean([m[k] for m in window])) for k in window[0]}
+            mean["step"] = learner.step
+            window = []
+            run.log(learner.step, mean)
+            postfix = {"td": f"{mean['td_loss']:.3f}", "q": f"{mean['q_data']:.2f}"}
+        run.advance(1, **postfix)
+        if learner.step % config.checkpoint_every == 0:
+            run.save(learner.state())
+
+
+def _package(run: TrainingRun, learner: _QLearner, dataset: Any, name: str) -> Path:
+    """The Q-network as an :class:`ActionableSkill` package, with farthest-point subgoals of the
+    dataset and the links between them."""
+    config = learner.config
     observations = np.asarray(dataset.observations, np.float32)
-    subset = farthest_point_subset(observations[:, :2], config.num_subgoals, rng)
-    policy = PolicyConfig(**{**asdict(config.policy), "action_repeat": dataset.action_repeat})
+    subset = farthest_point_subset(observations[:, :2], config.num_subgoals, learner.rng)
+    links = subgoal_links(
+        dataset, observations[subset, :2], config.subgoal_link_radius, config.subgoal_link_tube
+    )
     skill = ActionableSkill(
-        copy.deepcopy(network).eval(),
+        copy.deepcopy(learner.network).eval(),
         Box(-np.inf, np.inf, shape=(dataset.obs_dim,), dtype=np.float32),
         Box(-1.0, 1.0, shape=(dataset.action_dim,), dtype=np.float32),
         _goal_space(dataset),
-        policy,
+        replace(config.policy, action_repeat=dataset.action_repeat),
         observations[subset],
         config.success_radius,
-        subgoal_links(
-            dataset,
-            observations[subset, :2],
-            config.subgoal_link_radius,
-            config.subgoal_link_tube,
-        ),
+        links,
     )
-    last = history[-1]
-    return SkillRegistry([out_dir.parent]).save(
+    return run.package(
         skill,
-        out_dir,
         name=name,
         description=(
             f"Actionable Models goal-reaching skill (command = x-y goal; value Q(s, a, g)); "
@@ -354,9 +374,6 @@ def train_actionable(
             f"from {dataset.num_episodes} episodes on {dataset.env_id}"
         ),
         training={
-            "command": command,
-            "seed": config.seed,
-            "config": config_json(config),
             "dataset": {
                 "env_id": dataset.env_id,
                 "episodes": dataset.num_episodes,
@@ -366,11 +383,10 @@ def train_actionable(
             },
         },
         metrics={
-            "steps": step,
-            "wall_seconds_this_session": round(time.perf_counter() - started, 1),
-            **{k: v for k, v in last.items() if k != "step"},
+            "steps": learner.step,
+            "wall_seconds_this_session": round(run.seconds, 1),
+            **{k: v for k, v in run.history[-1].items() if k != "step"},
         },
-        overwrite=True,
     )
 
 
