@@ -105,15 +105,7 @@ class DADSTrainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.envs = _Envs(config, self.rng)
-        obs_dim = self.envs.obs_dim
-        self.dynamics_dims = tuple(config.dynamics_dims or range(obs_dim))
-        if max(self.dynamics_dims) >= obs_dim:
-            raise ConfigError(
-                f"dynamics_dims {self.dynamics_dims} out of range for {config.env_id} "
-                f"observations of size {obs_dim}"
-            )
-        hidden = set(self.dynamics_dims) if config.hide_dynamics_dims else set()
-        self.policy_dims = tuple(i for i in range(obs_dim) if i not in hidden)
+        self.dynamics_dims, self.policy_dims = split_observation(config, self.envs.obs_dim)
         self.learner, self.dynamics = make_networks(
             len(self.policy_dims),
             self.envs.action_dim,
@@ -124,20 +116,7 @@ class DADSTrainer:
             config.seed,
         )
         self.dynamics_optimizer = torch.optim.Adam(self.dynamics.parameters(), config.dynamics_lr)
-        fields = {
-            "obs": (obs_dim,),
-            "next_obs": (obs_dim,),
-            "actions": (self.envs.action_dim,),
-            "skills": (config.latent_dim,),
-            "dones": (),
-            "behavior_log_prob": (),
-        }
-        capacity = (
-            config.replay_capacity
-            if config.off_policy
-            else config.num_envs * (config.episode_length)
-        )
-        self.replay = ReplayBuffer(capacity, fields)
+        self.replay = _replay_buffer(config, self.envs.obs_dim, self.envs.action_dim)
         self.steps_done = 0
         self.iteration = 0
 
@@ -391,6 +370,36 @@ class DADSTrainer:
         plot_skill_grid(evaluation["trajectories"], path / "skills.png", self.config)
         (path / "history.json").write_text(json.dumps(history) + "\n")
         return path
+
+
+def split_observation(config: DADSConfig, obs_dim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The observation entries the skill dynamics models and those the policy sees.
+
+    Raises:
+        ConfigError: ``dynamics_dims`` names an entry the observations do not have.
+    """
+    dynamics_dims = tuple(config.dynamics_dims or range(obs_dim))
+    if max(dynamics_dims) >= obs_dim:
+        raise ConfigError(
+            f"dynamics_dims {dynamics_dims} out of range for {config.env_id} "
+            f"observations of size {obs_dim}"
+        )
+    hidden = set(dynamics_dims) if config.hide_dynamics_dims else set()
+    return dynamics_dims, tuple(i for i in range(obs_dim) if i not in hidden)
+
+
+def _replay_buffer(config: DADSConfig, obs_dim: int, action_dim: int) -> ReplayBuffer:
+    """The off-DADS replay, or room for one iteration's episodes (on-policy)."""
+    fields = {
+        "obs": (obs_dim,),
+        "next_obs": (obs_dim,),
+        "actions": (action_dim,),
+        "skills": (config.latent_dim,),
+        "dones": (),
+        "behavior_log_prob": (),
+    }
+    on_policy = config.num_envs * config.episode_length
+    return ReplayBuffer(config.replay_capacity if config.off_policy else on_policy, fields)
 
 
 def _tanh_gaussian_log_prob(
