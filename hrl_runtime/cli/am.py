@@ -99,14 +99,15 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
 
 def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl train am``."""
+    defaults = ActionableConfig()
     am = with_json(
         algorithms.add_parser("am", help="Actionable Models goal-reaching skill from offline data")
     )
     am.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
     am.add_argument("--out", required=True, help="package directory (checkpoints inside)")
     am.add_argument("--name", default="am-skill", help="package name in the registry")
-    am.add_argument("--steps", type=int, default=ActionableConfig().steps, help="gradient steps")
-    am.add_argument("--seed", type=int, default=ActionableConfig().seed)
+    am.add_argument("--steps", type=int, default=defaults.steps, help="gradient steps")
+    am.add_argument("--seed", type=int, default=defaults.seed)
     am.add_argument("--no-chaining", action="store_true", help="hindsight goals only")
     am.add_argument("--no-negatives", action="store_true", help="no conservative negatives")
     am.add_argument("--resume", action="store_true", help="continue from the checkpoint")

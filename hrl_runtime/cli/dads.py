@@ -47,7 +47,9 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     defaults = DADSConfig()
     dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
     dads.add_argument("--env", default=defaults.env_id, help="environment id")
-    dads.add_argument("--latent-dim", type=int, default=defaults.latent_dim, help="skill dim dz")
+    dads.add_argument(
+        "--latent-dim", type=int, default=defaults.latent_dim, help="skill dimension dz"
+    )
     dads.add_argument("--steps", type=int, default=defaults.steps, help="policy steps in total")
     dads.add_argument("--out", required=True, help="package directory (checkpoints inside)")
     dads.add_argument("--seed", type=int, default=defaults.seed)
