@@ -94,6 +94,14 @@ def split_windows(
 ) -> tuple[Windows, Windows]:
     """The dataset's H-step windows, split by episode into training and validation windows.
 
+    Args:
+        dataset: an ``envs.TrajectoryDataset``.
+        config: H and the share of episodes held out for validation.
+        rng: draws the held-out episodes.
+
+    Returns:
+        The training and the validation :data:`Windows`.
+
     Raises:
         ConfigError: no episode has H steps.
     """
