@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
+from hrl_runtime.experiments.am_config import EvalConfig
 from skill_library.actionable.config import ActionableConfig
 
 
@@ -45,7 +46,7 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_am(args: argparse.Namespace) -> int:
-    from hrl_runtime.experiments.am_eval import EvalConfig, run_variants, train_variants
+    from hrl_runtime.experiments.am_eval import run_variants, train_variants
 
     if not args.seeds or args.goals < 1 or args.max_steps < 1:
         raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
@@ -116,6 +117,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
 
 def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJson) -> None:
     """``hrl compare am``: far goals, several skills (variants) and planners, several seeds."""
+    evaluation = EvalConfig()
     am = with_json(compare_targets.add_parser("am", help="Actionable Models variants on far goals"))
     am.add_argument(
         "--dataset",
@@ -136,15 +138,21 @@ def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJso
         help="instead of --dataset: LABEL=SKILL (name or directory) to evaluate; repeat for "
         "each variant, and repeat a label for several packages of it",
     )
-    am.add_argument("--env", default="hrl/PointMaze-v0", help="environment id")
+    am.add_argument("--env", default=evaluation.env_id, help="environment id")
     am.add_argument(
         "--seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="evaluation seeds"
     )
-    am.add_argument("--goals", type=int, default=10, help="far goals per seed")
-    am.add_argument("--min-cells", type=int, default=15, help="BFS distance of a far goal")
-    am.add_argument("--max-steps", type=int, default=2000, help="control steps per goal (20 s)")
     am.add_argument(
-        "--planners", nargs="+", default=["chaining", "sequence"], help="high levels to compare"
+        "--goals", type=int, default=evaluation.goals_per_seed, help="far goals per seed"
+    )
+    am.add_argument(
+        "--min-cells", type=int, default=evaluation.min_cells, help="BFS distance of a far goal"
+    )
+    am.add_argument(
+        "--max-steps", type=int, default=evaluation.max_steps, help="control steps per goal (20 s)"
+    )
+    am.add_argument(
+        "--planners", nargs="+", default=list(evaluation.planners), help="high levels to compare"
     )
     am.add_argument("--out", default="runs/am-compare", help="CSV and JSON go here")
     am.set_defaults(func=cmd_compare_am)

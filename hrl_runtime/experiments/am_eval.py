@@ -19,14 +19,15 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hrl_runtime.agent import HierarchicalAgent
-from hrl_runtime.experiments.am_values import ValueCheckConfig, value_diagnostics, value_table
+from hrl_runtime.experiments.am_config import EvalConfig
+from hrl_runtime.experiments.am_values import value_diagnostics, value_table
 from hrl_runtime.loop import ControlLoop, LoopConfig
 from planners.factory import build_goal_follower
 from planners.sequence import SequenceConfig
@@ -38,28 +39,6 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "no-negatives": {"negatives": False},
 }
 """The training variants of the ablation: the full method, and each with one part removed."""
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Configuration of :func:`run_variants`."""
-
-    env_id: str = "hrl/PointMaze-v0"
-    """A point-mass maze id (the env must have a ``layout``)."""
-    goals_per_seed: int = 10
-    """Episodes (one far goal each) per seed."""
-    min_cells: int = 15
-    """A far goal is at least this many 4-connected cells from the start (BFS)."""
-    max_steps: int = 2000
-    """Control steps per episode (``hrl/PointMaze-v0``'s episode length, 20 s)."""
-    success_radius: float = 0.5
-    """Reached within this distance, metres."""
-    wall_margin: float = 0.3
-    """Clearance of starts and goals from walls, metres."""
-    planners: tuple[str, ...] = ("chaining", "sequence")
-    """High levels to run with each variant (``planners.PLANNERS`` names)."""
-    value_check: ValueCheckConfig | None = field(default_factory=ValueCheckConfig)
-    """Also measure each package's :func:`value_diagnostics` (None: skip)."""
 
 
 def far_goal_episodes(layout: Any, seed: int, config: EvalConfig) -> list[tuple[np.ndarray, ...]]:

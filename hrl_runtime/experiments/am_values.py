@@ -7,29 +7,11 @@ paths; :mod:`hrl_runtime.experiments.am_eval` reports them beside the far-goal s
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ValueCheckConfig:
-    """Configuration of :func:`value_diagnostics`."""
-
-    near_pairs: int = 100
-    """Start-goal pairs ``near_distance`` apart with a wall in between, and as many in sight."""
-    near_distance: tuple[float, float] = (1.5, 3.0)
-    """Metres, the straight-line range of the near pairs."""
-    far_pairs: int = 200
-    """Start-goal pairs ``far_distance`` apart."""
-    far_distance: tuple[float, float] = (6.0, 20.0)
-    """Metres, the straight-line range of the far pairs."""
-    clearance: float = 0.2
-    """A straight segment is in sight when it stays this far from every wall (the body's
-    radius), metres; starts and goals are ``clearance + 0.1`` from walls."""
-    seed: int = 0
-    """Seed of the pairs (every skill sees the same ones)."""
+from hrl_runtime.experiments.am_config import ValueCheckConfig
 
 
 def _in_sight(layout: Any, a: np.ndarray, b: np.ndarray, clearance: float) -> bool:
