@@ -254,7 +254,9 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         help="control steps allowed per goal (default: the env's episode length, 2000 in "
         f"hrl/PointMaze-v0, 1000 in hrl/PointArena-v0; {DEFAULT_STEPS_PER_GOAL} if it has none)",
     )
-    follow.add_argument("--radius", type=float, default=0.5, help="success radius, metres")
+    follow.add_argument(
+        "--radius", type=float, default=FollowConfig().success_radius, help="success radius, m"
+    )
     follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
     follow.add_argument("--plot", help="write a PNG of the run here")
     follow.add_argument("--video", help="write a video (.mp4 or .gif; needs offscreen GL)")

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from hrl_runtime.cli.common import WithJson, emit, ms
+from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
 
 # --- hrl run ---------------------------------------------------------------------------------
@@ -50,7 +51,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- hrl serve -------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
     config = ServerConfig(
         host=args.host,
@@ -78,9 +78,14 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="serve skills to an external control loop (ZeroMQ)")
-    serve.add_argument("--port", type=int, default=5555, help="TCP port (default 5555)")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    server = ServerConfig()
+    serve.add_argument("--port", type=int, default=server.port, help="TCP port (default 5555)")
+    serve.add_argument("--host", default=server.host, help="interface (default: loopback only)")
     serve.add_argument("--skill", help="default skill for init (NAME[@VERSION] or directory)")
-    serve.add_argument("--planner", default="mppi", help="default high level: mppi or sequence")
-    serve.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
+    serve.add_argument(
+        "--planner", default=server.planner, help="default high level: mppi or sequence"
+    )
+    serve.add_argument(
+        "--rate", type=float, default=1.0 / server.control_period_s, help="control rate, Hz"
+    )
     serve.set_defaults(func=cmd_serve)
