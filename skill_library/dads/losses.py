@@ -32,6 +32,26 @@ def dynamics_loss(
     return loss, {"dynamics_loss": loss.item(), "dynamics_log_likelihood": log_prob.mean().item()}
 
 
+def importance_weights(
+    log_prob: torch.Tensor, behavior_log_prob: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """Off-DADS importance weights of replayed transitions (Sharma et al. 2020, the
+    importance-sampled skill-dynamics objective): ``w = min(pi(a|s,z) / pi_b(a|s,z), clip)``,
+    the current policy's likelihood of the stored action over the behaviour policy's.
+
+    Args:
+        log_prob: ``(B,)`` ``log pi(a|s,z)`` under the current policy.
+        behavior_log_prob: ``(B,)`` ``log pi_b(a|s,z)`` recorded when the action was taken.
+        clip: upper bound of the weights.
+
+    Returns:
+        ``(B,)`` weights in ``[0, clip]``. :func:`dynamics_loss` normalizes them by their sum.
+    """
+    # The log-ratio is capped at 20 before exp so a stale action cannot overflow to inf.
+    ratio = (log_prob - behavior_log_prob).clamp(max=20).exp()
+    return ratio.clamp(max=clip)
+
+
 def intrinsic_reward(
     dynamics: SkillDynamicsNet,
     states: torch.Tensor,

@@ -24,7 +24,7 @@ import torch
 from hrl_runtime.errors import ConfigError
 from skill_library.dads.config import DADSConfig
 from skill_library.dads.evaluation import evaluate_skills, plot_skill_grid
-from skill_library.dads.losses import dynamics_loss, intrinsic_reward
+from skill_library.dads.losses import dynamics_loss, importance_weights, intrinsic_reward
 from skill_library.dads.networks import make_networks
 from skill_library.dads.skill import DADSSkill, DADSSkillConfig
 from skill_library.dynamics import LearnedDynamics
@@ -174,8 +174,9 @@ class DADSTrainer:
                 with torch.no_grad():
                     mean, log_std = self.learner.policy(self._sac_obs(raw["obs"], raw["skills"]))
                     log_prob = _tanh_gaussian_log_prob(mean, log_std, raw["actions"])
-                ratio = (log_prob - raw["behavior_log_prob"]).clamp(max=20).exp()
-                batch["weights"] = ratio.clamp(max=self.config.importance_clip)
+                batch["weights"] = importance_weights(
+                    log_prob, raw["behavior_log_prob"], self.config.importance_clip
+                )
             loss, metrics = dynamics_loss(self.dynamics, batch)
             self.dynamics_optimizer.zero_grad(set_to_none=True)
             loss.backward()
