@@ -81,12 +81,22 @@ def test_reaches_goals_in_mujoco_with_the_scripted_reach_dynamics(reach_skill):
 
 @pytest.mark.parametrize("method", ["mppi", "cem"])
 def test_cost_decreases_over_iterations(method):
+    """Sampling-based updates need not lower the nominal cost at every iteration (with K=16 MPPI
+    goes up at some iteration for about one seed in seven), so the claim is statistical: over 20
+    seeds the last nominal cost is below the first in at least 16, and the mean relative
+    improvement is at least 0.2. Measured: 20 of 20 seeds, 0.49 (MPPI) and 0.36 (CEM). Updates
+    that ignore the costs (uniform weights, all samples elite) improve 12 of 20 by 0.01."""
     skill = LatentSkill(VelocityDynamics())
-    config = MPPIConfig(num_samples=256, horizon=8, iterations=6, method=method, seed=3)
-    planner = plan_from(LatentMPPI(skill, config), (0.0, 0.0), (2.0, -1.5))
-    costs = planner.plan_info()["nominal_costs"]
-    assert costs[-1] < 0.5 * costs[0]
-    assert np.all(np.diff(costs) <= 1e-3 * costs[0])  # never worse than the previous nominal
+    first, last = [], []
+    for seed in range(20):
+        config = MPPIConfig(num_samples=16, horizon=8, iterations=4, method=method, seed=seed)
+        planner = plan_from(LatentMPPI(skill, config), (0.0, 0.0), (2.0, -1.5))
+        costs = planner.plan_info()["nominal_costs"]
+        first.append(costs[0])
+        last.append(costs[-1])
+    first, last = np.array(first), np.array(last)
+    assert np.sum(last < first) >= 16
+    assert np.mean(1.0 - last / first) >= 0.2
 
 
 def test_plan_heads_for_the_goal_and_predicts_it():
