@@ -27,10 +27,7 @@ missed cycles (no catch-up burst) and counts them.
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +40,10 @@ from hrl_runtime.agent import HierarchicalAgent
 from hrl_runtime.engine import ControlPath, EpisodeOptions, Plant, latency_summary_ms, run_episode
 from hrl_runtime.high_level import HighLevel
 from hrl_runtime.planner_thread import Plan, PlannerThread, PlanProxy
+from hrl_runtime.realtime import RealtimeSettings
 from hrl_runtime.safety import Fault, SafeStop, SafetyConfig, SafetyMonitor
 from hrl_runtime.skill import Skill
+from hrl_runtime.threads import ThreadPools, planner_threads, pool_report
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +88,13 @@ class AsyncLoopConfig:
     """SCHED_FIFO priority for the planner thread (and the numba workers it starts), below the
     control thread's: then no ordinary process can preempt the planner while it holds the GIL
     the control thread is waiting for (priority inversion). None: ``planner_nice`` applies."""
+    record_plan_info: bool = False
+    """Attach the planner's ``plan_info()`` to every published plan (for plots; costs the
+    planner thread a little time after each optimization, outside its latency)."""
+    planner_threads: int | None = None
+    """numba threads of the planner thread; None: one fewer than the usable cores (at least 1),
+    so the control thread always keeps a core. BLAS and torch pools run with one thread while
+    the loop is open (see :mod:`hrl_runtime.threads`)."""
     control_rt_priority: int | None = 50
     """SCHED_FIFO priority (1-99) for the control thread while running (Linux, needs
     CAP_SYS_NICE; falls back to normal scheduling with a log line); None: normal scheduling."""
@@ -155,6 +161,9 @@ class AsyncLoopResult:
     safe_stop: SafeStop | None = None
     stop_reason: str = "max_steps"
     wall_time_s: float = 0.0
+    threads: dict[str, Any] = field(default_factory=dict)
+    """The thread pools of the run: the process's (:func:`~hrl_runtime.threads.pool_report`) and
+    the planner thread's numba threads (``planner_numba``)."""
 
     @property
     def steps(self) -> int:
@@ -180,6 +189,8 @@ class AsyncLoopResult:
             "planner_faults": self.planner_faults,
             "safe_stop": None if self.safe_stop is None else self.safe_stop.to_json(),
             "stop_reason": self.stop_reason,
+            "mode": "async",
+            "threads": self.threads,
         }
 
 
@@ -233,6 +244,8 @@ class AsyncControlLoop:
                 self.config.planner_period_s,
                 nice=self.config.planner_nice,
                 rt_priority=self.config.planner_rt_priority,
+                threads=planner_threads(asynchronous=True, requested=self.config.planner_threads),
+                record_info=self.config.record_plan_info,
             )
             self.proxy = PlanProxy(self.worker, self.config.max_plan_age_s)
             if self.planner is high_level:
@@ -243,6 +256,8 @@ class AsyncControlLoop:
         self.agent = HierarchicalAgent(self.high_level, skill)
         self.path = ControlPath(self.agent, self.safety, self._post if self.worker else None)
         self._closed = False
+        # BLAS and torch pools at one thread from configure to close (the host's come back then).
+        self._pools = ThreadPools(blas=1, torch=1).__enter__()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
@@ -316,6 +331,13 @@ class AsyncControlLoop:
             self.worker.stop()
         if self._wrapper_delegate is not None:
             self._user_high_level.replace_delegate(self._wrapper_delegate)
+        self._pools.__exit__(None, None, None)
+
+    def thread_report(self) -> dict[str, Any]:
+        """The pools in effect (:func:`~hrl_runtime.threads.pool_report`) and the planner
+        thread's numba threads (``planner_numba``, None without a planner thread)."""
+        worker = self.worker
+        return {**pool_report(), "planner_numba": worker.threads_in_use if worker else None}
 
     def __enter__(self) -> AsyncControlLoop:
         return self
@@ -402,7 +424,7 @@ class AsyncControlLoop:
         options = EpisodeOptions(self.config.control_period_s, stop_when_done=stop_when_done)
         # Collect and freeze the heap before the first plan's clock starts (a full collection
         # takes long enough to make a fresh plan stale).
-        with _RealtimeSettings(self.config):
+        with RealtimeSettings(self.config):
             self.reset(obs)
             planned_before = self.worker.plans_made if self.worker else 0
             record = run_episode(
@@ -447,40 +469,5 @@ class AsyncControlLoop:
             safe_stop=self.safety.safe_stop,
             stop_reason=record.stop_reason,
             wall_time_s=record.wall_time_s,
+            threads=self.thread_report(),
         )
-
-
-class _RealtimeSettings:
-    """Process settings for a run: frozen, quiet garbage collector and a short GIL interval."""
-
-    def __init__(self, config: AsyncLoopConfig):
-        self.config = config
-
-    def __enter__(self) -> None:
-        self._policy = None
-        priority = self.config.control_rt_priority
-        if priority is not None and hasattr(os, "sched_setscheduler"):
-            try:  # pid 0: the calling (control) thread only
-                self._policy = (os.sched_getscheduler(0), os.sched_getparam(0))
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-            except OSError as error:
-                self._policy = None
-                logger.warning("SCHED_FIFO for the control thread refused (%s)", error)
-        self._interval = sys.getswitchinterval()
-        self._gc_was_enabled = gc.isenabled()
-        if self.config.switch_interval_s is not None:
-            sys.setswitchinterval(self.config.switch_interval_s)
-        if self.config.gc_freeze:
-            gc.collect()
-            gc.freeze()
-        if self.config.gc_disable:
-            gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._policy is not None:
-            os.sched_setscheduler(0, self._policy[0], self._policy[1])
-        sys.setswitchinterval(self._interval)
-        if self.config.gc_freeze:
-            gc.unfreeze()
-        if self._gc_was_enabled:
-            gc.enable()

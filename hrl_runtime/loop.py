@@ -30,6 +30,7 @@ from hrl_runtime.engine import (
     run_episode,
 )
 from hrl_runtime.safety import Fault, SafetyConfig, SafetyMonitor, safe_action_for
+from hrl_runtime.threads import ThreadPools, planner_threads, pool_report
 
 __all__ = [
     "Agent",
@@ -56,6 +57,9 @@ class LoopConfig:
     safe_stop_after: int | None = None
     """Consecutive faulty ticks that latch a safe stop (only the safe action goes out until the
     next run); None: never latch, keep holding the last safe action on faulty ticks."""
+    threads: int | None = None
+    """numba threads of the inline planner (None: every usable core); BLAS and torch pools run
+    with one thread during the run (see :mod:`hrl_runtime.threads`)."""
 
 
 @dataclass
@@ -86,6 +90,8 @@ class LoopResult:
     faults: list[Fault] = field(default_factory=list)
     stop_reason: str = "max_steps"
     infos: list[dict[str, Any]] = field(default_factory=list)
+    threads: dict[str, Any] = field(default_factory=dict)
+    """The thread pools the run had (:func:`~hrl_runtime.threads.pool_report`)."""
 
     @property
     def steps(self) -> int:
@@ -107,6 +113,8 @@ class LoopResult:
             "clipped_steps": self.clipped_steps,
             "faults": {"total": len(self.faults), **self.fault_counts()},
             "stop_reason": self.stop_reason,
+            "mode": "sync",
+            "threads": self.threads,
         }
 
 
@@ -166,15 +174,18 @@ class ControlLoop:
             realtime=self.config.realtime,
             keep_infos=keep_infos,
         )
-        record = run_episode(
-            path,
-            plant,
-            obs,
-            max_steps,
-            options,
-            reset_info=info,
-            on_step=None if on_step is None else lambda s, a, o, _info: on_step(s, a, o),
-        )
+        numba = planner_threads(asynchronous=False, requested=self.config.threads)
+        with ThreadPools(blas=1, torch=1, numba=numba):
+            threads = pool_report()
+            record = run_episode(
+                path,
+                plant,
+                obs,
+                max_steps,
+                options,
+                reset_info=info,
+                on_step=None if on_step is None else lambda s, a, o, _info: on_step(s, a, o),
+            )
         return LoopResult(
             observations=record.observations,
             actions=record.actions,
@@ -187,4 +198,5 @@ class ControlLoop:
             faults=list(safety.events),
             stop_reason=record.stop_reason,
             infos=record.infos,
+            threads=threads,
         )

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+import kernels
 from hrl_runtime.high_level import HighLevel, PlanUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class Plan:
     goal_version: int
     hold_steps: int
     latency_s: float
+    info: dict[str, Any] | None = None
+    """The planner's ``plan_info()`` for this plan, when the thread records it (for plots)."""
 
     def command_at(self, step: int) -> np.ndarray:
         """The command ``(dc,)`` for control step ``step``."""
@@ -104,6 +107,10 @@ class PlannerThread:
         hold_steps: control steps per plan entry (the skill's).
         min_period_s: shortest time between two optimizations.
         nice: niceness to add to the thread (Linux; ignored elsewhere).
+        rt_priority: SCHED_FIFO priority of the thread (Linux), or None.
+        threads: numba threads the planner's kernels use in this thread (None: leave them).
+        record_info: attach the planner's ``plan_info()`` to every plan (after the latency is
+            taken; for plots of what was planned).
     """
 
     def __init__(
@@ -113,8 +120,13 @@ class PlannerThread:
         min_period_s: float,
         nice: int = 0,
         rt_priority: int | None = None,
+        threads: int | None = None,
+        record_info: bool = False,
     ):
         self.planner = planner
+        self.record_info = record_info
+        self.threads = threads
+        self.threads_in_use: int | None = None
         self.hold_steps = hold_steps
         self.min_period_s = min_period_s
         self.nice = nice
@@ -205,6 +217,13 @@ class PlannerThread:
             except OSError as error:
                 logger.info("could not renice the planner thread: %s", error)
 
+    def _plan_info(self) -> dict[str, Any] | None:
+        try:
+            return self.planner.plan_info()
+        except Exception as error:  # a display problem never stops planning
+            self._fault("plan_info_exception", f"{type(error).__name__}: {error}")
+            return None
+
     def _fault(self, kind: str, detail: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
         if self.first_error is None:
@@ -213,6 +232,9 @@ class PlannerThread:
 
     def _run(self) -> None:
         self._set_priority()
+        if self.threads is not None:  # numba's thread count is per thread: set it here
+            kernels.set_threads(self.threads)
+        self.threads_in_use = kernels.get_threads()
         episode = -1
         goal_version = -1
         planned_step = -1
@@ -258,8 +280,9 @@ class PlannerThread:
                 # A diverged rollout: never publish it; the control path sees the plan age.
                 self._fault("nonfinite_plan", "the optimized plan has NaN or inf")
                 continue
+            info = self._plan_info() if self.record_info else None
             plan = Plan(
-                commands, step, observed_at, episode, goal_version, self.hold_steps, latency
+                commands, step, observed_at, episode, goal_version, self.hold_steps, latency, info
             )
             with self._lock:
                 if self._episode == episode:

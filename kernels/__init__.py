@@ -21,6 +21,7 @@ from kernels.mlp import (
 )
 from kernels.mppi import cem_update, mppi_update, mppi_weights, perturb, shift_plan
 from kernels.noise import gaussian_noise, smooth_noise
+from kernels.threads import get_threads, max_threads, set_threads
 
 __all__ = [
     "TANH_MAX_ABS_ERROR",
@@ -30,14 +31,17 @@ __all__ = [
     "cem_update",
     "fast_tanh",
     "gaussian_noise",
+    "get_threads",
     "goal_cost",
     "make_mlp_weights",
     "make_rollout_workspace",
+    "max_threads",
     "mlp_layers",
     "mppi_update",
     "mppi_weights",
     "perturb",
     "rollout",
+    "set_threads",
     "shift_plan",
     "smooth_noise",
     "smoothness_cost",

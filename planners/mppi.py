@@ -27,6 +27,7 @@ import kernels
 from hrl_runtime.errors import ConfigError, IncompatibleError
 from hrl_runtime.high_level import HighLevel
 from hrl_runtime.skill import Skill
+from hrl_runtime.threads import planner_threads
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class MPPIConfig:
     """CEM: floor on the refit std, as a fraction of the command half-range."""
     prior_fraction: float = 0.5
     """Share of samples drawn from the skill's prior ``p(z | s)`` when it offers one."""
+    threads: int | None = None
+    """numba threads of the rollouts, set on the planning thread at every ``optimize()``; None:
+    whatever the loop running the planner set (every core inline, one fewer beside a control
+    thread; see :mod:`hrl_runtime.threads`)."""
     backend: str = "auto"
     """``auto`` (numba if the dynamics exports an MLP, else torch, else numpy) or one of those."""
     seed: int = 0
@@ -83,6 +88,7 @@ class MPPIConfig:
             (0 < self.elite_fraction <= 1, "elite_fraction must be in (0, 1]"),
             (0 <= self.prior_fraction <= 1, "prior_fraction must be in [0, 1]"),
             (self.backend in BACKENDS, f"backend must be one of {BACKENDS}"),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1 or None"),
         ]
         for ok, message in checks:
             if not ok:
@@ -179,7 +185,10 @@ class LatentMPPI(HighLevel):
                     "backend 'torch' or 'numpy'"
                 )
             self._network = kernels.make_mlp_weights(**exported)
-            self._workspace = kernels.make_rollout_workspace(self.config.num_samples, self._network)
+            blocks = planner_threads(asynchronous=False, requested=self.config.threads)
+            self._workspace = kernels.make_rollout_workspace(
+                self.config.num_samples, self._network, n_blocks=blocks
+            )
         elif requested == "torch":
             if module is None:
                 raise IncompatibleError(f"the dynamics of {label!r} is not a torch module")
@@ -244,6 +253,8 @@ class LatentMPPI(HighLevel):
             raise ConfigError("LatentMPPI has no goal: call set_goal(goal) before optimize()")
         self._warm_start()
         config = self.config
+        if config.threads is not None:
+            kernels.set_threads(config.threads)  # per thread: the planning thread's pool
         for iteration in range(config.iterations):
             self._sample(refit=config.method == "cem" and iteration > 0)
             self._rollout()

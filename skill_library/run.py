@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from hrl_runtime.registry import SkillRegistry
 from hrl_runtime.skill import Packaged
+from hrl_runtime.threads import ThreadPools
 from skill_library.checkpoint import config_json, load_resumable, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class TrainingRun:
         command: str = "",
         progress: bool = True,
         label: str | None = None,
+        threads: int = 1,
     ):
         self.config = config
+        self.threads = threads
+        """torch intra-op threads during a session (BLAS runs with one); the host's come back."""
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.checkpoint_dir = None if out_dir is None else self.out_dir / "checkpoint"
         self.tag, self.budget, self.unit, self.label = tag, budget, unit, label
@@ -105,6 +109,9 @@ class TrainingRun:
             done: budget already spent (by a resumed run): where the bar starts.
             log_step: the TensorBoard step of the checkpoint resumed from (default ``done``):
                 scalars a crashed session logged after it are purged.
+
+        The session runs with the thread pools the run configures (:attr:`threads` torch
+        threads, one BLAS thread), whatever the host process had; they are restored after.
         """
         if self.out_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -119,11 +126,13 @@ class TrainingRun:
             unit=self.unit,
             desc=self.label,
         )
+        pools = ThreadPools(blas=1, torch=self.threads).__enter__()
         self._started = time.perf_counter()
         try:
             yield self
         finally:
             self._seconds, self._started = time.perf_counter() - self._started, None
+            pools.__exit__(None, None, None)
             self._bar.close()
             if self._writer is not None:
                 self._writer.close()
