@@ -26,8 +26,9 @@ def run_json(capsys, *argv):
 def test_follow_reaches_every_random_goal_in_the_arena(capsys):
     report = run_json(
         capsys, "follow", "--skill", "scripted-reach", "--env", "hrl/PointArena-v0",
-        "--random-goals", "10", "--seed", "123",
+        "--random-goals", "10", "--seed", "123", "--sync",
     )  # fmt: skip
+    assert report["mode"] == "sync"
     assert len(report["goals"]) == 10
     assert all(goal["reached"] for goal in report["goals"])
     assert report["success_rate"] == 1.0
@@ -112,7 +113,7 @@ def test_verify_refuses_a_tampered_package(capsys, tmp_path):
 
 
 def test_demo_follows_goals_zero_shot_with_dads_and_mppi(capsys, tmp_path):
-    report = run_json(capsys, "demo", "--out", str(tmp_path))
+    report = run_json(capsys, "demo", "--out", str(tmp_path), "--sync")
     assert report["skill"] == "dads-pointmass" and report["planner"] == "mppi"
     assert report["success_rate"] == 1.0
     assert report["planner_latency_ms"]["count"] > 50
@@ -121,7 +122,7 @@ def test_demo_follows_goals_zero_shot_with_dads_and_mppi(capsys, tmp_path):
 
 
 def test_maze_demo_tours_the_maze(capsys, tmp_path):
-    report = run_json(capsys, "demo", "--scenario", "maze", "--out", str(tmp_path))
+    report = run_json(capsys, "demo", "--scenario", "maze", "--out", str(tmp_path), "--sync")
     assert report["skill"] == "scripted-reach" and report["success_rate"] == 1.0
     assert (tmp_path / "demo.png").stat().st_size > 10_000
 
@@ -133,6 +134,13 @@ def test_follow_with_dads_skills_and_mppi(capsys):
     )  # fmt: skip
     assert report["success_rate"] == 1.0
     assert all(g["normalized_distance"] < 1.0 for g in report["goals"])
+    # By default the planner ran in its own thread beside the real-time loop, with the pools the
+    # runtime set: one BLAS and torch thread, one planner thread fewer than the cores.
+    assert report["mode"] == "async"
+    assert report["plan_age_ms"]["count"] == report["steps"]
+    threads = report["threads"]
+    assert set(threads["blas"].values()) == {1} and threads["torch"] == 1
+    assert threads["planner_numba"] == max(1, threads["cores"] - 1)
 
 
 def test_train_dads_command_writes_a_loadable_package(capsys, tmp_path):

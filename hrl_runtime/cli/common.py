@@ -23,6 +23,22 @@ def with_json(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return sub
 
 
+def add_loop_flags(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``--sync`` (plan inline, deterministic) and ``--threads N`` (planner threads)."""
+    sub.add_argument(
+        "--sync",
+        action="store_true",
+        help="plan inline on the control thread (deterministic, for tests and replays); by "
+        "default the planner runs in its own thread beside a real-time control loop",
+    )
+    sub.add_argument(
+        "--threads",
+        type=int,
+        help="planner threads (default: the cores inline, one fewer beside the control loop)",
+    )
+    return sub
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     """Prints ``payload`` as one JSON object with ``--json``, else ``text``."""
     if getattr(args, "json", False):

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from hrl_runtime.cli.common import WithJson, emit, json_default, make_env
+from hrl_runtime.cli.common import (
+    WithJson,
+    add_loop_flags,
+    emit,
+    json_default,
+    make_env,
+    ms,
+)
 from hrl_runtime.errors import ConfigError, IncompatibleError
 from hrl_runtime.experiments.follow import (
     FollowConfig,
@@ -37,6 +44,8 @@ def _run_follow(
     realtime: bool,
     record_plans_every: int = 0,
     video: str | None = None,
+    sync: bool = False,
+    threads: int | None = None,
 ):
     import envs  # MuJoCo and numba load when a command needs them, not for `hrl --help`
     from planners import SequenceConfig, build_goal_follower
@@ -65,8 +74,15 @@ def _run_follow(
             raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
         goals = space.sample(np.random.default_rng(seed), n_goals)
     validate_goals(goals, space, env_id)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
     config = FollowConfig(
-        success_radius=radius, steps_per_goal=steps_per_goal, realtime=realtime, seed=seed
+        success_radius=radius,
+        steps_per_goal=steps_per_goal,
+        asynchronous=not (sync or video),  # rendering frames inline cannot keep a real-time loop
+        realtime=realtime,
+        seed=seed,
+        threads=threads,
     )
     high_level = build_goal_follower(
         planner, skill, goals, xy, SequenceConfig(radius, steps_per_goal), seed=seed
@@ -140,9 +156,6 @@ def _report_text(payload: dict[str, Any]) -> str:
         )
     control, planner = payload["control_latency_ms"], payload["planner_latency_ms"]
 
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
-
     lines += [
         f"success rate {payload['success_rate']:.0%} over {len(payload['goals'])} goals, "
         f"{payload['steps']} steps at {payload['control_period_ms']:g} ms",
@@ -152,6 +165,9 @@ def _report_text(payload: dict[str, Any]) -> str:
         f"max {ms(planner['max'])}",
         f"deadline misses {payload['deadline_misses']}, faults {payload['faults']}",
     ]
+    age = payload.get("plan_age_ms")
+    if payload.get("mode") == "async" and age and age["p50"] is not None:
+        lines.insert(-1, f"plan age ms         p50 {ms(age['p50'])}  p99 {ms(age['p99'])}")
     return "\n".join(lines)
 
 
@@ -175,6 +191,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
         realtime=args.realtime,
         record_plans_every=4 if args.plot else 0,
         video=args.video,
+        sync=args.sync,
+        threads=args.threads,
     )
     payload = report.to_json()
     if args.plot:
@@ -216,6 +234,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         realtime=False,
         record_plans_every=4,
         video=args.video,
+        sync=args.sync,
+        threads=args.threads,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,9 +277,14 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     follow.add_argument(
         "--radius", type=float, default=FollowConfig().success_radius, help="success radius, m"
     )
-    follow.add_argument("--realtime", action="store_true", help="pace to the wall clock")
+    add_loop_flags(follow)
+    follow.add_argument(
+        "--realtime", action="store_true", help="with --sync: pace to the wall clock"
+    )
     follow.add_argument("--plot", help="write a PNG of the run here")
-    follow.add_argument("--video", help="write a video (.mp4 or .gif; needs offscreen GL)")
+    follow.add_argument(
+        "--video", help="write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
+    )
     follow.set_defaults(func=cmd_follow)
 
     demo = with_json(
@@ -273,7 +298,10 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         default="dads",
         help="dads: DADS skills + latent MPPI in the arena; maze: scripted reach through the maze",
     )
-    demo.add_argument("--video", help="also write a video (.mp4 or .gif; needs offscreen GL)")
+    demo.add_argument(
+        "--video", help="also write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
+    )
+    add_loop_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))

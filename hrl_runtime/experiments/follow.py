@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hrl_runtime.agent import HierarchicalAgent
+from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig, AsyncLoopResult
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.loop import ControlLoop, LoopConfig, LoopResult
 from hrl_runtime.skill import Skill, check_compatible
@@ -29,10 +30,18 @@ class FollowConfig:
     """A goal counts as reached within this distance, metres."""
     steps_per_goal: int = 1000
     """Control steps allowed per goal before moving on."""
+    asynchronous: bool = True
+    """Run the planner in its own thread beside a control loop paced to the wall clock (the
+    runtime's mode on a robot); False: the synchronous loop, planning inline on the control
+    thread (deterministic: for tests and replays)."""
     realtime: bool = False
-    """Pace the loop to the wall clock instead of running as fast as the simulation allows."""
+    """Synchronous mode only: pace the loop to the wall clock instead of running as fast as the
+    simulation allows (the asynchronous loop always follows the wall clock)."""
     seed: int = 0
     """Seed of the environment reset and of the planner."""
+    threads: int | None = None
+    """numba threads of the planner (None: every core inline, one fewer beside the control
+    thread)."""
 
 
 @dataclass
@@ -45,7 +54,7 @@ class FollowReport:
     seed: int
     goals: np.ndarray
     summary: dict[str, Any]
-    loop: LoopResult
+    loop: LoopResult | AsyncLoopResult
     xy_indices: tuple[int, int]
     plans: list[dict[str, np.ndarray]] = field(default_factory=list)
     steps_per_goal: int = 0
@@ -74,6 +83,9 @@ class FollowReport:
             "control_latency_ms": loop["control_latency_ms"],
             "planner_latency_ms": loop["planner_latency_ms"],
             "deadline_misses": loop["deadline_misses"],
+            "plan_age_ms": loop.get("plan_age_ms"),
+            "mode": loop["mode"],
+            "threads": loop["threads"],
             "faults": loop["faults"]["total"],
             "fault_kinds": {k: v for k, v in loop["faults"].items() if k != "total"},
             "steps": loop["steps"],
@@ -157,7 +169,8 @@ def follow_goals(
         config: run configuration.
         control_period_s: the control period (the plant's time step).
         record_plans_every: keep the plan (predicted trajectory and best samples) of every
-            n-th replanning, read after the step so that recording does not count as latency.
+            n-th replanning (asynchronous: of plans ``n * hold_steps`` control steps apart), read
+            after the step so that recording does not count as latency.
         frame_every: render the plant every n-th step into ``frames`` (0: never).
         frames: where rendered frames go.
 
@@ -165,34 +178,27 @@ def follow_goals(
         The report with per-goal results and the loop record.
     """
     check_compatible(skill, env, env_id)
-    agent = HierarchicalAgent(high_level, skill)
-    loop = ControlLoop(LoopConfig(control_period_s=control_period_s, realtime=config.realtime))
-    plans: list[dict[str, np.ndarray]] = []
-    replans = [0]
-
-    def record(step: int, action: np.ndarray, obs: np.ndarray) -> None:
-        if record_plans_every and np.isfinite(agent.last_planner_latency_s):
-            if replans[0] % record_plans_every == 0:
-                info = high_level.plan_info()
-                if "trajectory" in info:
-                    plans.append(
-                        {
-                            "trajectory": np.asarray(info["trajectory"]),
-                            "samples": np.asarray(info.get("samples", np.empty((0,)))),
-                            "goal_dims": np.asarray(info.get("goal_dims", (0, 1))),
-                        }
-                    )
-            replans[0] += 1
-        if frame_every and frames is not None and step % frame_every == 0:
-            frames.append(env.render())
-
-    result = loop.run(
-        agent,
-        env,
-        max_steps=config.steps_per_goal * len(goals) + 1,
-        seed=config.seed,
-        on_step=record if (record_plans_every or frame_every) else None,
-    )
+    recorder = _PlanRecorder(record_plans_every, env, frame_every, frames)
+    max_steps = config.steps_per_goal * len(goals) + 1
+    if config.asynchronous:
+        loop_config = AsyncLoopConfig(
+            control_period_s=control_period_s,
+            record_plan_info=bool(record_plans_every),
+            planner_threads=config.threads,
+        )
+        with AsyncControlLoop(skill, high_level, loop_config) as loop:
+            recorder.loop = loop
+            result = loop.run(env, max_steps=max_steps, seed=config.seed, on_step=recorder)
+    else:
+        agent = HierarchicalAgent(high_level, skill)
+        recorder.agent, recorder.high_level = agent, high_level
+        loop_config = LoopConfig(
+            control_period_s=control_period_s, realtime=config.realtime, threads=config.threads
+        )
+        result = ControlLoop(loop_config).run(
+            agent, env, max_steps=max_steps, seed=config.seed, on_step=recorder.sync_step
+        )
+    plans = recorder.plans
     return FollowReport(
         env_id=env_id,
         skill=skill.name or type(skill).__name__,
@@ -205,6 +211,52 @@ def follow_goals(
         plans=plans,
         steps_per_goal=config.steps_per_goal,
     )
+
+
+class _PlanRecorder:
+    """Keeps every n-th plan a run made (its predicted trajectory and best samples) and renders
+    frames, after each plant step, outside the timed control path."""
+
+    def __init__(self, every: int, env: Any, frame_every: int, frames: list | None):
+        self.every, self.env, self.frame_every, self.frames = every, env, frame_every, frames
+        self.plans: list[dict[str, np.ndarray]] = []
+        self.seen = 0
+        self.loop: AsyncControlLoop | None = None
+        self.agent: HierarchicalAgent | None = None
+        self.high_level: Any = None
+        self._last_plan: Any = None
+
+    def sync_step(self, step: int, action: np.ndarray, obs: np.ndarray) -> None:
+        if self.every and np.isfinite(self.agent.last_planner_latency_s):
+            self._keep(self.high_level.plan_info())
+        self._frame(step)
+
+    def __call__(self, step: int, action: np.ndarray, obs: np.ndarray, info: dict) -> None:
+        # The planner thread plans as often as it can: keep plans made at least every * hold_steps
+        # control steps apart, as the synchronous loop's every n-th replanning would be.
+        plan = self.loop.worker.plan if self.loop.worker is not None else None
+        spacing = self.every * self.loop.skill.hold_steps
+        last = self._last_plan
+        if self.every and plan is not None and (last is None or plan.step - last >= spacing):
+            self._last_plan = plan.step
+            self.seen = 0
+            self._keep(plan.info or {})
+        self._frame(step)
+
+    def _keep(self, info: dict[str, Any]) -> None:
+        if self.seen % self.every == 0 and "trajectory" in info:
+            self.plans.append(
+                {
+                    "trajectory": np.asarray(info["trajectory"]),
+                    "samples": np.asarray(info.get("samples", np.empty((0,)))),
+                    "goal_dims": np.asarray(info.get("goal_dims", (0, 1))),
+                }
+            )
+        self.seen += 1
+
+    def _frame(self, step: int) -> None:
+        if self.frame_every and self.frames is not None and step % self.frame_every == 0:
+            self.frames.append(self.env.render())
 
 
 PLAN_LABELS = {"mppi": "MPPI plans (predicted)", "chaining": "subgoal chains (planned)"}
