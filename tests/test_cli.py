@@ -53,6 +53,14 @@ def test_follow_explicit_goals_writes_a_plot(capsys, tmp_path):
     assert plot.stat().st_size > 10_000
 
 
+def test_goals_may_start_with_a_minus_sign(capsys):
+    report = run_json(
+        capsys, "follow", "--skill", "scripted-reach", "--env", "hrl/PointArena-v0",
+        "--goals", "-2,3;4,-1", "--sync",
+    )  # fmt: skip
+    assert [g["goal"] for g in report["goals"]] == [[-2.0, 3.0], [4.0, -1.0]]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

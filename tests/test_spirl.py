@@ -144,7 +144,7 @@ def test_shipped_policy_reaches_the_far_goal(capsys):
 
     status = main(
         ["eval", "--policy", "spirl-maze-far", "--env", "hrl/PointMazeFar-v0", "--episodes", "5",
-         "--seed", "4242", "--json"]
+         "--seed", "4242", "--json", "--sync"]
     )  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert status == 0 and report["episodes"] == 5

@@ -40,11 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+VALUES_MAY_START_WITH_MINUS = ("--goals",)
+"""Options whose value may start with a minus sign (``--goals "-2,3;4,5"``), which argparse would
+otherwise take for an option."""
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """Writes ``--goals -2,3`` as ``--goals=-2,3`` so argparse reads it as the option's value."""
+    joined: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token in VALUES_MAY_START_WITH_MINUS:
+            value = next(tokens, None)
+            if value and len(value) > 1 and value[0] == "-" and value[1] in "0123456789.":
+                joined.append(f"{token}={value}")
+                continue
+            joined.append(token)
+            if value is not None:
+                joined.append(value)
+            continue
+        joined.append(token)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hrl`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(join_negative_values(argv))
+    args.argv = argv
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

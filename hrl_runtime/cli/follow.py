@@ -263,7 +263,7 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     follow.add_argument("--env", required=True, help="environment id (see `hrl envs`)")
     goals = follow.add_mutually_exclusive_group(required=True)
     goals.add_argument(
-        "--goals", help='goals as "x,y;x,y;..." in metres (write --goals="-1,2;..." if negative)'
+        "--goals", help='goals as "x,y;x,y;..." in metres (a first goal may be negative)'
     )
     goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
     follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")

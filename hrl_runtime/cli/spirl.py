@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
+from hrl_runtime.cli.common import WithJson, add_loop_flags, command_line, emit, load_dataset
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.registry import load_skill
 from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig, SPiRLConfig
@@ -65,7 +65,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     from hrl_runtime.experiments.policy_eval import evaluate_policy
 
-    report = evaluate_policy(args.policy, args.env, args.episodes, args.seed, args.skill)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    report = evaluate_policy(
+        args.policy,
+        args.env,
+        args.episodes,
+        args.seed,
+        args.skill,
+        asynchronous=not args.sync,
+        threads=args.threads,
+    )
     emit(
         args,
         report,
@@ -143,6 +153,7 @@ def add_commands(
     evaluate.add_argument("--episodes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--skill", help="override the skill the policy names")
+    add_loop_flags(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
     spirl = with_json(

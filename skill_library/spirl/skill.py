@@ -78,8 +78,9 @@ class SPiRLSkill(Skill):
 
     @torch.no_grad()
     def _decode(self, obs: np.ndarray, command: np.ndarray, step: int) -> np.ndarray:
+        # Copies: the loop hands over read-only views (published plans), which torch cannot wrap.
         action = self.model.act(
-            torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(command), step
+            torch.tensor(obs, dtype=torch.float32), torch.tensor(command, dtype=torch.float32), step
         )
         return np.clip(action.numpy(), self._low, self._high)
 
