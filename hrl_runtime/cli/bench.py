@@ -20,7 +20,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_benchmark(
         runs=args.runs,
         repeats=args.repeats,
-        threads=args.threads,
+        threads=args.threads or 2,
         sweep=not args.no_sweep,
         out_dir=Path(args.out),
         progress=not args.json,
@@ -33,13 +33,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_bench_loop(args: argparse.Namespace) -> int:
     from hrl_runtime.experiments.loop_bench import run_loop_benchmark
 
-    report = run_loop_benchmark(steps=args.steps, seed=getattr(args, "seed", 0))
+    report = run_loop_benchmark(
+        steps=args.steps, seed=getattr(args, "seed", 0), load=args.load, threads=args.threads
+    )
     control = report["control_latency_ms"]
     text = "\n".join(
         [
             report["workload"],
-            f"steps {report['steps']} in {report['wall_time_s']:.1f} s, deadline misses "
-            f"{report['deadline_misses']} (skipped cycles {report['skipped_cycles']})",
+            f"steps {report['steps']} in {report['wall_time_s']:.1f} s beside "
+            f"{report['load']} busy processes, deadline misses {report['deadline_misses']} "
+            f"(skipped cycles {report['skipped_cycles']})",
             f"control latency ms  p50 {ms(control['p50'])}  p99 {ms(control['p99'])}  "
             f"max {ms(control['max'])}",
             f"tick lateness ms    p99 {ms(report['tick_lateness_ms']['p99'])}  "
@@ -70,7 +73,15 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     bench.add_argument("--steps", type=int, default=10_000, help="loop: control ticks")
     bench.add_argument("--runs", type=int, default=3, help="side-by-side runs (median taken)")
     bench.add_argument("--repeats", type=int, default=200, help="timed iterations per run")
-    bench.add_argument("--threads", type=int, default=2, help="cores each contender may use")
+    bench.add_argument(
+        "--threads",
+        type=int,
+        help="planner: cores each contender may use (default 2); loop: planner threads "
+        "(default: one fewer than the cores)",
+    )
+    bench.add_argument(
+        "--load", type=int, default=0, help="loop: busy processes beside the loop (one core each)"
+    )
     bench.add_argument("--no-sweep", action="store_true", help="skip the K x T sweep")
     bench.add_argument("--out", default="runs/bench", help="where the table and PNG go")
     bench.set_defaults(func=cmd_bench)

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from hrl_runtime.cli.common import WithJson, emit, ms
+from hrl_runtime.errors import ConfigError
 from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
 
@@ -40,7 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hrl_runtime.taskfiles import load_task, plot_task, run_task
 
     task = load_task(args.task)
-    report = run_task(task, progress=not args.json)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    report = run_task(task, progress=not args.json, threads=args.threads)
     payload = report.to_json()
     if args.plot:
         payload["plot"] = str(plot_task(report, args.plot))
@@ -51,13 +54,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- hrl serve -------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     config = ServerConfig(
         host=args.host,
         port=args.port,
         skill=args.skill,
         planner=args.planner,
         control_period_s=1.0 / args.rate,
+        planner_threads=args.threads,
     )
     server = PolicyServer(config)
     print(f"hrl serve: listening on {server.address} (Ctrl-C stops)", flush=True)
@@ -75,6 +80,9 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     run = with_json(commands.add_parser("run", help="run a long-horizon task file"))
     run.add_argument("task", help="task file (.toml) or a shipped example's name")
     run.add_argument("--plot", help="write a PNG of the run here")
+    run.add_argument(
+        "--threads", type=int, help="planner threads (default: one fewer than the cores)"
+    )
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="serve skills to an external control loop (ZeroMQ)")
@@ -87,5 +95,8 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     )
     serve.add_argument(
         "--rate", type=float, default=1.0 / server.control_period_s, help="control rate, Hz"
+    )
+    serve.add_argument(
+        "--threads", type=int, help="planner threads (default: one fewer than the cores)"
     )
     serve.set_defaults(func=cmd_serve)

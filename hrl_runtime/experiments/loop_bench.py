@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,16 +21,46 @@ from hrl_runtime.registry import load_skill
 from planners import MPPIConfig, SequenceConfig, build_goal_follower
 
 
-def run_loop_benchmark(steps: int = 10_000, seed: int = 0) -> dict[str, Any]:
+@contextmanager
+def busy_processes(count: int) -> Iterator[list[subprocess.Popen]]:
+    """``count`` processes that each keep one core busy (a pure-Python spin loop) for the scope,
+    so that the loop is measured beside a loaded machine, as on a robot's computer."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    try:
+        time.sleep(0.5 if count else 0.0)  # let them take their cores before measuring
+        yield spinners
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()
+
+
+def run_loop_benchmark(
+    steps: int = 10_000, seed: int = 0, load: int = 0, threads: int | None = None
+) -> dict[str, Any]:
     """The async loop at 100 Hz: LatentMPPI (K=1024, T=10) on dads-pointmass following random
     goals in hrl/PointArena-v0 for ``steps`` ticks.
 
+    Args:
+        steps: control ticks.
+        seed: goals, reset and planner seed.
+        load: busy processes (one core each) running beside the loop for the measurement.
+        threads: numba threads of the planner thread (None: one fewer than the cores).
+
     Returns:
         One JSON-ready object: ``steps``, ``deadline_misses``, ``control_latency_ms`` (``p50``,
-        ``p99``, ``max``), ``planner_rate_hz`` and the rest of the loop summary.
+        ``p99``, ``max``), ``planner_rate_hz``, ``load`` and the rest of the loop summary.
     """
     if steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
+    if load < 0:
+        raise ConfigError(f"--load must be >= 0 busy processes, got {load}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
     skill = load_skill("dads-pointmass")
     env = envs.make_env("hrl/PointArena-v0", max_episode_steps=steps + 10)
     goals = envs.goal_space(env).sample(np.random.default_rng(seed), max(10, steps // 50))
@@ -37,8 +72,9 @@ def run_loop_benchmark(steps: int = 10_000, seed: int = 0) -> dict[str, Any]:
         control_period_s=0.01,
         planner_nice=int(os.environ.get("HRL_PLANNER_NICE", "0")),
         planner_rt_priority=int(os.environ.get("HRL_PLANNER_RT", "0")) or None,
+        planner_threads=threads,
     )
-    with AsyncControlLoop(skill, high_level, config) as loop:
+    with AsyncControlLoop(skill, high_level, config) as loop, busy_processes(load):
         result = loop.run(env, max_steps=steps, seed=seed)
     env.close()
     summary = result.summary()
@@ -47,6 +83,7 @@ def run_loop_benchmark(steps: int = 10_000, seed: int = 0) -> dict[str, Any]:
         "workload": "async loop, 100 Hz, LatentMPPI K=1024 T=10, dads-pointmass, "
         "random goals in hrl/PointArena-v0",
         **summary,
+        "load": load,
         "goals_reached": reached,
         "config": {
             "planner_nice": config.planner_nice,

@@ -73,6 +73,8 @@ class ServerConfig:
     planner: str = "mppi"
     """High level used by ``init`` when the request names none."""
     control_period_s: float = 0.01
+    planner_threads: int | None = None
+    """numba threads of each session's planner thread (None: one fewer than the cores)."""
     """The client's control period: a reply later than this counts as a deadline miss."""
 
 
@@ -142,6 +144,7 @@ class _Session:
                 safety=safety,
                 control_rt_priority=None,  # the client's loop owns the timing
                 gc_disable=False,
+                planner_threads=config.planner_threads,
             )
             loop_config.validate()
             mppi = replace(MPPIConfig(seed=seed), **mppi_fields)

@@ -111,12 +111,13 @@ def _make_task_env(task: Task, total_ticks: int) -> Any:
         raise ConfigError(f"{task.path}: [task]: field 'env': {error}") from None
 
 
-def run_task(task: Task, *, progress: bool = False) -> TaskReport:
+def run_task(task: Task, *, progress: bool = False, threads: int | None = None) -> TaskReport:
     """Executes a task in the asynchronous control loop, step by step, on one plant.
 
     Args:
         task: the validated task.
         progress: log each step's outcome at INFO level.
+        threads: numba threads of the planner thread (None: one fewer than the cores).
 
     Returns:
         Per-step and overall results.
@@ -158,7 +159,7 @@ def run_task(task: Task, *, progress: bool = False) -> TaskReport:
     started = time.perf_counter()
     for _ in range(task.max_transitions):
         step = task.step(current)
-        report, obs = _run_step(task, step, env, obs, xy, period, resources_)
+        report, obs = _run_step(task, step, env, obs, xy, period, resources_, threads)
         reports.append(report)
         if progress:
             logger.info("step %s: %s in %.2f s", step.id, report.outcome, report.time_s)
@@ -178,13 +179,17 @@ def run_task(task: Task, *, progress: bool = False) -> TaskReport:
     return TaskReport(task, reports, success, reason, time.perf_counter() - started)
 
 
-def _run_step(task, step, env, obs, xy, period, resources_):
+def _run_step(task, step, env, obs, xy, period, resources_, threads=None):
     from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig
     from hrl_runtime.safety import SafetyConfig
 
     skill = resources_.skill(step)
     high_level = resources_.high_level(step, xy, period)
-    config = AsyncLoopConfig(control_period_s=period, safety=SafetyConfig(fallback=step.fallback))
+    config = AsyncLoopConfig(
+        control_period_s=period,
+        safety=SafetyConfig(fallback=step.fallback),
+        planner_threads=threads,
+    )
     duration_ticks = round(step.duration_s / period)
     max_ticks = max(1, round(step.timeout_s / period))
 
