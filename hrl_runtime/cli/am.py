@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset
+from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset, show_progress
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.experiments.am_config import EvalConfig
 from skill_library.actionable.config import ActionableConfig
@@ -33,7 +33,7 @@ def cmd_train_am(args: argparse.Namespace) -> int:
         name=args.name,
         command=command_line(args),
         resume=args.resume,
-        progress=not args.json,
+        progress=show_progress(),
     )
     metrics = json.loads((path / "skill.json").read_text())["metrics"]
     emit(
@@ -66,7 +66,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
             args.train_seeds,
             Path(args.out) / "packages",
             jobs=args.jobs,
-            progress=not args.json,
+            progress=show_progress(),
         )
         labels = [f"training seed {seed}" for seed in args.train_seeds]
         metadata = {"training": {"dataset": args.dataset, "steps": args.steps,
@@ -90,7 +90,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         args.seeds,
         config,
         Path(args.out),
-        progress=not args.json,
+        progress=show_progress(),
         package_labels=labels,
         metadata=metadata,
     )

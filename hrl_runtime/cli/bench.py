@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, emit, ms
+from hrl_runtime.cli.common import WithJson, emit, ms, show_progress
 from hrl_runtime.errors import ConfigError
 
 
@@ -23,7 +23,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads=args.threads or 2,
         sweep=not args.no_sweep,
         out_dir=Path(args.out),
-        progress=not args.json,
+        progress=show_progress(),
     )
     text = "\n".join(table_lines(report)) + f"\nwrote {report['plot']} and {report['table']}"
     emit(args, report, text)

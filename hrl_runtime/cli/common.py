@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,12 @@ def json_default(value: Any) -> Any:
 def command_line(args: argparse.Namespace) -> str:
     """The command as the user typed it (recorded in trained packages)."""
     return "hrl " + shlex.join(args.argv)
+
+
+def show_progress() -> bool:
+    """Progress bars go to stderr whenever a person watches it (a terminal), with ``--json`` too:
+    stdout keeps exactly the one JSON object."""
+    return sys.stderr.isatty()
 
 
 def ms(value: float | None) -> str:

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, make_env
+from hrl_runtime.cli.common import WithJson, command_line, emit, make_env, show_progress
 from skill_library.dads.config import DADSConfig
 
 
@@ -28,7 +28,7 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
     make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
     command = command_line(args)
     trainer = DADSTrainer(config, Path(args.out), command=command)
-    path = trainer.train(resume=args.resume, progress=not args.json, name=args.name)
+    path = trainer.train(resume=args.resume, progress=show_progress(), name=args.name)
     metrics = json.loads((path / "skill.json").read_text())["metrics"]
     payload = {"package": str(path), "metrics": metrics, "plot": str(path / "skills.png")}
     emit(

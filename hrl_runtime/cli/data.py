@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit
+from hrl_runtime.cli.common import WithJson, command_line, emit, show_progress
 from hrl_runtime.errors import ConfigError
 
 
@@ -22,7 +22,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             max_goal_distance_cells=args.max_goal_cells,
         )
         dataset = envs.collect_dataset(
-            config, progress=not args.json, created_by=command_line(args)
+            config, progress=show_progress(), created_by=command_line(args)
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None

@@ -16,6 +16,7 @@ from hrl_runtime.cli.common import (
     json_default,
     make_env,
     ms,
+    show_progress,
 )
 from hrl_runtime.errors import ConfigError, IncompatibleError
 from hrl_runtime.experiments.follow import (
@@ -104,6 +105,7 @@ def _run_follow(
         record_plans_every=record_plans_every,
         frame_every=frame_every,
         frames=frames,
+        progress=show_progress(),
     )
     if video:
         _write_video(frames, video, fps=25)

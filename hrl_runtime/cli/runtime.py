@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hrl_runtime.cli.common import WithJson, emit, ms
+from hrl_runtime.cli.common import WithJson, emit, ms, show_progress
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = load_task(args.task)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    report = run_task(task, progress=not args.json, threads=args.threads)
+    report = run_task(task, progress=show_progress(), threads=args.threads)
     payload = report.to_json()
     if args.plot:
         payload["plot"] = str(plot_task(report, args.plot))

@@ -7,7 +7,14 @@ import argparse
 import json
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, add_loop_flags, command_line, emit, load_dataset
+from hrl_runtime.cli.common import (
+    WithJson,
+    add_loop_flags,
+    command_line,
+    emit,
+    load_dataset,
+    show_progress,
+)
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.registry import load_skill
 from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig, SPiRLConfig
@@ -32,7 +39,7 @@ def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
         name=args.name,
         command=command_line(args),
         resume=args.resume,
-        progress=not args.json,
+        progress=show_progress(),
     )
     metrics = json.loads((path / "skill.json").read_text())["metrics"]
     emit(
@@ -50,7 +57,7 @@ def cmd_train_spirl(args: argparse.Namespace) -> int:
     skill = load_skill(args.skill)
     config = SPiRLConfig(env_steps=args.steps, method=args.method, seed=args.seed)
     trainer = SPiRLTrainer(skill, args.env, config)
-    curve = trainer.train(progress=not args.json)
+    curve = trainer.train(progress=show_progress())
     path = trainer.package(Path(args.out), name=args.name, command=command_line(args))
     emit(
         args,
@@ -93,7 +100,7 @@ def cmd_compare_spirl(args: argparse.Namespace) -> int:
     load_skill(args.skill)  # refuse a missing or broken skill before spawning runs
     report = run_comparison(
         args.skill, args.env, args.steps, args.seeds, Path(args.out), jobs=args.jobs,
-        progress=not args.json,
+        progress=show_progress(),
     )  # fmt: skip
     lines = [f"{'method':12} {'final success per seed':28} mean"]
     for method, row in report["methods"].items():

@@ -7,11 +7,13 @@ validates the goals, runs the loop, and reports per-goal results with the loop's
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hrl_runtime.agent import HierarchicalAgent
 from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig, AsyncLoopResult
@@ -155,6 +157,7 @@ def follow_goals(
     record_plans_every: int = 0,
     frame_every: int = 0,
     frames: list[np.ndarray] | None = None,
+    progress: bool = False,
 ) -> FollowReport:
     """Runs ``high_level`` (a :class:`~planners.GoalSequence`) and ``skill`` on ``env``.
 
@@ -173,12 +176,17 @@ def follow_goals(
             after the step so that recording does not count as latency.
         frame_every: render the plant every n-th step into ``frames`` (0: never).
         frames: where rendered frames go.
+        progress: show goals done on a progress bar (stderr).
 
     Returns:
         The report with per-goal results and the loop record.
     """
     check_compatible(skill, env, env_id)
     recorder = _PlanRecorder(record_plans_every, env, frame_every, frames)
+    recorder.bar = tqdm(
+        total=len(goals), unit="goal", desc="goals", disable=not progress, file=sys.stderr
+    )
+    recorder.sequence = high_level
     max_steps = config.steps_per_goal * len(goals) + 1
     if config.asynchronous:
         loop_config = AsyncLoopConfig(
@@ -198,6 +206,7 @@ def follow_goals(
         result = ControlLoop(loop_config).run(
             agent, env, max_steps=max_steps, seed=config.seed, on_step=recorder.sync_step
         )
+    recorder.bar.close()
     plans = recorder.plans
     return FollowReport(
         env_id=env_id,
@@ -225,6 +234,8 @@ class _PlanRecorder:
         self.agent: HierarchicalAgent | None = None
         self.high_level: Any = None
         self._last_plan: Any = None
+        self.bar: Any = None
+        self.sequence: Any = None  # what advances through the goals (its ``index``)
 
     def sync_step(self, step: int, action: np.ndarray, obs: np.ndarray) -> None:
         if self.every and np.isfinite(self.agent.last_planner_latency_s):
@@ -254,7 +265,13 @@ class _PlanRecorder:
             )
         self.seen += 1
 
+    def _progress(self) -> None:
+        done = getattr(self.sequence, "index", 0)
+        if self.bar is not None and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
     def _frame(self, step: int) -> None:
+        self._progress()
         if self.frame_every and self.frames is not None and step % self.frame_every == 0:
             self.frames.append(self.env.render())
 
