@@ -6,11 +6,15 @@ Reference workload W1: K=1024 samples, T=10 held commands, dynamics MLP 6 -> 256
 cost, one full iteration (sample, rollout, weight, update).
 
 Every contender runs in its own process with its thread pools pinned (torch, OpenBLAS and numba
-pools in one process slow each other down), and every contender's rollout is checked against a
-float64 reference of the same network on the same commands, so nobody wins by computing less
-(the contenders and the reference live in :mod:`hrl_runtime.experiments.planning_contenders`).
-Run it with ``hrl bench``; ``python -m hrl_runtime.experiments.planning_bench --contender NAME``
-is one worker.
+pools in one process slow each other down), each on the same ``threads`` cores: numba's pool for
+our planner, torch's intra-op pool (``torch.set_num_threads(threads)``) for the torch peers. The
+torch peers are written as their own users write them (a plain ``nn.Sequential`` with the
+normalization folded into its weights, pytorch_mppi's documented ``MPPI.command``); one more row
+keeps pytorch_mppi on this project's ``SkillDynamicsNet`` module. Every contender's rollout is
+checked against a float64 reference of the same network on the same commands, after and outside
+the timed iterations, so nobody wins by computing less (the contenders and the reference live in
+:mod:`hrl_runtime.experiments.planning_contenders`). Run it with ``hrl bench``;
+``python -m hrl_runtime.experiments.planning_bench --contender NAME`` is one worker.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import numpy as np
 
 from hrl_runtime.experiments.planning_contenders import (
     CONTENDERS,
+    DESCRIPTIONS,
     FLOORS,
     ROLLOUT_TOLERANCE,
+    TORCH_PEERS,
     Workload,
     hrl_mppi_contender,
     setup_contender,
@@ -46,17 +52,17 @@ def thread_env(contender: str, threads: int) -> dict[str, str]:
     """Environment pinning every thread pool for one contender's process.
 
     numba parallelizes over sample blocks with single-threaded BLAS inside (our planner and the
-    block GEMM floor); torch uses its own intra-op pool; the BLAS GEMM floor gets OpenBLAS's
-    pool. Each uses ``threads`` cores in all.
+    block GEMM floor); the torch peers get torch's intra-op pool (OpenMP, and
+    ``torch.set_num_threads`` in :func:`worker`); the BLAS GEMM floor gets OpenBLAS's pool. Each
+    uses ``threads`` cores in all.
     """
     env = dict(os.environ)
     blas = "1" if contender in ("hrl_mppi", "gemm_floor_blocks") else str(threads)
     env.update(
-        OMP_NUM_THREADS=str(threads) if contender.startswith(("pytorch", "torch")) else "1",
+        OMP_NUM_THREADS=str(threads) if contender in TORCH_PEERS else "1",
         OPENBLAS_NUM_THREADS=blas,
         MKL_NUM_THREADS=blas,
         NUMBA_NUM_THREADS=str(threads),
-        HRL_BENCH_TORCH_THREADS=str(threads if contender.startswith(("pytorch", "torch")) else 1),
     )
     return env
 
@@ -78,16 +84,32 @@ def time_iterations(iterate, repeats: int, warmup: int) -> np.ndarray:
     return times
 
 
-def worker(contender: str, workload: Workload, repeats: int, warmup: int) -> dict[str, Any]:
-    """Runs one contender in this process; returns its timings and rollout check."""
+def worker(
+    contender: str, workload: Workload, repeats: int, warmup: int, threads: int = 2
+) -> dict[str, Any]:
+    """Runs one contender in this process; returns its timings and rollout check.
+
+    Args:
+        contender: One of :data:`CONTENDERS`.
+        workload: The problem size.
+        repeats: Timed iterations.
+        warmup: Untimed iterations before them.
+        threads: torch's intra-op threads for the torch peers (the cores every contender gets);
+            the other contenders keep torch at one thread (they use it only to build the net).
+
+    Returns:
+        The JSON-ready result: ``times_ms``, the rollout check (run after the timed iterations,
+        on one more iteration of its own) and the thread pools in effect.
+    """
     import torch
 
-    torch.set_num_threads(int(os.environ.get("HRL_BENCH_TORCH_THREADS", "1")))
+    torch.set_num_threads(threads if contender in TORCH_PEERS else 1)
     iterate, check = setup_contender(contender, workload)
     times = time_iterations(iterate, repeats, warmup)
-    error = check()
+    error = check()  # outside the timed region
     return {
         "contender": contender,
+        "description": DESCRIPTIONS[contender],
         "workload": asdict(workload),
         "times_ms": times.tolist(),
         "rollout_max_abs_error": error,
@@ -161,10 +183,19 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Runs every contender ``runs`` times side by side (each in its own process) and the sweep.
 
+    Args:
+        runs: Side-by-side runs; each figure is the median over runs.
+        repeats: Timed iterations per run (half, at least 20, for the slow pytorch_mppi rows).
+        threads: Cores every contender may use (numba's pool for ours, torch's for the peers).
+        sweep: Also time our planner over the K x T grid.
+        out_dir: Where ``bench.json``, ``bench.md`` and ``bench.png`` go (None: nowhere).
+        progress: Show a progress bar on stderr.
+
     Returns:
         One JSON-ready object: per contender median/p90/p99 (each the median over runs of that
-        run's statistic), the speed-up ratios, the GEMM-floor efficiency (fastest floor over our
-        median), the sweep and its linearity.
+        run's statistic) and what it runs, the speed-up ratios (``speedup_vs_<peer>`` for every
+        torch peer), the GEMM-floor efficiency (fastest floor over our median), the sweep and its
+        linearity.
     """
     from tqdm import tqdm
 
@@ -175,32 +206,16 @@ def run_benchmark(
     for _, name in tqdm(jobs, desc="contenders", disable=not progress, file=sys.stderr):
         count = repeats if not name.startswith("pytorch_mppi") else max(repeats // 2, 20)
         args = ["--contender", name, "--repeats", str(count), "--warmup", "10"]
+        args += ["--threads", str(threads)]
         per_contender[name].append(_spawn(args, thread_env(name, threads), timeout=600))
-    contenders: dict[str, Any] = {}
-    for name, results in per_contender.items():
-        per_run = [summarize(np.asarray(r["times_ms"])) for r in results]
-        errors = [r["rollout_max_abs_error"] for r in results]
-        contenders[name] = {
-            # Each statistic is the median over runs of that run's statistic.
-            **{key: float(np.median([run[key] for run in per_run])) for key in per_run[0]},
-            "run_medians_ms": [run["median_ms"] for run in per_run],
-            "iterations": int(sum(len(r["times_ms"]) for r in results)),
-            "rollout_max_abs_error": None if errors[0] is None else float(max(errors)),
-            "rollout_check": results[0]["rollout_check"]
-            if errors[0] is None
-            else bool(max(errors) <= ROLLOUT_TOLERANCE),
-            "threads": results[0]["threads"],
-        }
+    contenders = {name: combine_runs(results) for name, results in per_contender.items()}
     ours = contenders["hrl_mppi"]["median_ms"]
     report: dict[str, Any] = {
         "workload": asdict(workload),
         "machine": machine_info(threads),
         "runs": runs,
         "contenders": contenders,
-        "speedup_vs_pytorch_mppi": contenders["pytorch_mppi"]["median_ms"] / ours,
-        "speedup_vs_pytorch_mppi_inference": contenders["pytorch_mppi_inference"]["median_ms"]
-        / ours,
-        "speedup_vs_torch_loop": contenders["torch_loop"]["median_ms"] / ours,
+        **{f"speedup_vs_{name}": contenders[name]["median_ms"] / ours for name in TORCH_PEERS},
         "gemm_floor_ms": min(contenders[name]["median_ms"] for name in FLOORS),
         "gemm_floor_efficiency": min(contenders[name]["median_ms"] for name in FLOORS) / ours,
         "p99_over_median": contenders["hrl_mppi"]["p99_ms"] / ours,
@@ -217,6 +232,25 @@ def run_benchmark(
         report["table"] = str(write_table(report, out_dir / "bench.md"))
         report["plot"] = str(plot_benchmark(report, out_dir / "bench.png"))
     return report
+
+
+def combine_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One contender's row from its workers' results (one per run): each statistic is the median
+    over runs of that run's statistic; the rollout error is the largest over runs."""
+    per_run = [summarize(np.asarray(r["times_ms"])) for r in results]
+    errors = [r["rollout_max_abs_error"] for r in results]
+    checked = errors[0] is not None
+    return {
+        **{key: float(np.median([run[key] for run in per_run])) for key in per_run[0]},
+        "run_medians_ms": [run["median_ms"] for run in per_run],
+        "iterations": int(sum(len(r["times_ms"]) for r in results)),
+        "rollout_max_abs_error": float(max(errors)) if checked else None,
+        "rollout_check": bool(max(errors) <= ROLLOUT_TOLERANCE)
+        if checked
+        else results[0]["rollout_check"],
+        "threads": results[0]["threads"],
+        "description": results[0]["description"],
+    }
 
 
 def machine_info(threads: int) -> dict[str, Any]:
@@ -262,6 +296,8 @@ def table_lines(report: dict[str, Any]) -> list[str]:
         f"vs plain torch loop {report['speedup_vs_torch_loop']:.2f}x; "
         f"GEMM-floor efficiency {report['gemm_floor_efficiency']:.2f}; "
         f"p99/median {report['p99_over_median']:.2f}",
+        "",
+        *(f"- {name}: {row.get('description', '')}" for name, row in report["contenders"].items()),
     ]
     if "sweep" in report:
         fit = report["sweep_linearity"]
@@ -343,11 +379,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--budget-s", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of a torch peer")
     args = parser.parse_args(argv)
     if args.sweep:
         print(json.dumps(sweep_worker(args.repeats, args.budget_s)))
     else:
-        print(json.dumps(worker(args.contender, Workload(), args.repeats, args.warmup)))
+        result = worker(args.contender, Workload(), args.repeats, args.warmup, args.threads)
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

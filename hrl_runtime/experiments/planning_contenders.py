@@ -3,7 +3,16 @@ on one shared, seeded skill-dynamics network, and the float64 rollout that check
 
 Each contender is built by :func:`setup_contender` as ``(iterate, check)``: one planning iteration,
 and a callable returning the max abs error of its rollout against :func:`reference_rollout`, so
-nobody wins by computing less.
+nobody wins by computing less. The check runs one more iteration of its own, outside any timed
+region, and records that iteration's rollout through a forward hook on the network (no hook is
+registered while the contender is timed).
+
+The torch peers are written the way their own users write them: the shared network as a plain
+``nn.Sequential`` (Linear-Tanh-Linear-Tanh-Linear) with the input and output normalization folded
+into the first and last Linear (:func:`folded_sequential`) and the residual update written out,
+``dynamics(s, a) = s + net(cat(s, a))``; pytorch_mppi called as its README shows it; a batched
+torch loop under ``torch.inference_mode()``. ``pytorch_mppi_skillnet`` keeps pytorch_mppi on this
+project's :class:`~skill_library.networks.SkillDynamicsNet` module as a separate row.
 """
 
 from __future__ import annotations
@@ -13,15 +22,20 @@ from typing import Any
 
 import numpy as np
 
-CONTENDERS = (
-    "hrl_mppi",
-    "pytorch_mppi",
-    "pytorch_mppi_inference",
-    "torch_loop",
-    "gemm_floor_blas",
-    "gemm_floor_blocks",
-)
+DESCRIPTIONS = {
+    "hrl_mppi": "this project's numba LatentMPPI",
+    "pytorch_mppi": "pytorch_mppi MPPI.command as its README shows it, on a plain nn.Sequential",
+    "pytorch_mppi_inference": "the same under torch.inference_mode()",
+    "torch_loop": "a plain batched torch MPPI loop on the nn.Sequential, inference_mode",
+    "pytorch_mppi_skillnet": "pytorch_mppi MPPI.command on this project's SkillDynamicsNet module",
+    "gemm_floor_blas": "the W1 float32 GEMMs alone, OpenBLAS threads",
+    "gemm_floor_blocks": "the W1 float32 GEMMs alone, parallel sample blocks (numba)",
+}
+"""What each contender runs, one line each (the benchmark's table and JSON show them)."""
+CONTENDERS = tuple(DESCRIPTIONS)
 FLOORS = ("gemm_floor_blas", "gemm_floor_blocks")
+TORCH_PEERS = ("pytorch_mppi", "pytorch_mppi_inference", "torch_loop", "pytorch_mppi_skillnet")
+"""The contenders that run torch (their process gets torch's intra-op pool)."""
 ROLLOUT_TOLERANCE = 2e-3  # max |float32 - float64| over the rollout, in state units
 
 
@@ -154,25 +168,129 @@ def hrl_mppi_contender(workload: Workload):
     return planner.optimize, check
 
 
-def _pytorch_mppi(workload: Workload, inference: bool):
+def folded_sequential(exported: dict[str, Any]):
+    """The exported network as the plain ``nn.Sequential`` a torch user writes: Linear, activation,
+    ..., Linear, with the input normalization folded into the first Linear and the output
+    de-normalization into the last, so ``net(cat(s, z))`` is the state change in state units.
+
+    Args:
+        exported: :meth:`SkillDynamicsNet.export_mlp` of a network with a plain mean head.
+
+    Returns:
+        An ``nn.Sequential`` mapping ``(B, ds + dz) -> (B, ds)``, float32; the dynamics is
+        ``s + net(cat(s, z))`` when ``exported["residual"]``, else ``net(cat(s, z))``.
+
+    Raises:
+        ValueError: For a mixture head (it is not a plain MLP).
+    """
+    import torch
+    from torch import nn
+
+    from skill_library.networks import ACTIVATIONS
+
+    if exported["head"] != "mean":
+        raise ValueError(
+            f"folded_sequential needs a plain mean head (num_experts=0), got {exported['head']!r}"
+        )
+    f64 = np.float64
+    weights = [w.astype(f64) for w in [*exported["hidden_weights"], exported["out_weight"]]]
+    biases = [b.astype(f64) for b in [*exported["hidden_biases"], exported["out_bias"]]]
+    in_mean, in_std = exported["in_mean"].astype(f64), exported["in_std"].astype(f64)
+    # ((x - m) / s) @ W + b = x @ (W / s[:, None]) + (b - (m / s) @ W)
+    biases[0] = biases[0] - (in_mean / in_std) @ weights[0]
+    weights[0] = weights[0] / in_std[:, None]
+    # (h @ W + b) * s + m = h @ (W * s) + (b * s + m)
+    out_mean, out_std = exported["out_mean"].astype(f64), exported["out_std"].astype(f64)
+    weights[-1] = weights[-1] * out_std
+    biases[-1] = biases[-1] * out_std + out_mean
+    layers: list[nn.Module] = []
+    for weight, bias in zip(weights, biases, strict=True):
+        linear = nn.Linear(*weight.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(weight.T.astype(np.float32)))
+            linear.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        layers += [linear, ACTIVATIONS[exported["activation"]]()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _sequential_dynamics(workload: Workload):
+    """``(dynamics, net, exported)``: the folded ``nn.Sequential`` and the dynamics callable a
+    pytorch_mppi user hands over (``(K, ds), (K, dz) -> (K, ds)``)."""
+    import torch
+
+    exported = build_network(workload).export_mlp()
+    net = folded_sequential(exported)
+    if exported["residual"]:
+
+        def dynamics(state, action):
+            return state + net(torch.cat([state, action], -1))
+    else:
+
+        def dynamics(state, action):
+            return net(torch.cat([state, action], -1))
+
+    return dynamics, net, exported
+
+
+def _checker(net, iterate, exported, state0: np.ndarray, workload: Workload, skillnet: bool):
+    """A check for a torch contender: runs ``iterate`` once with a forward hook on ``net`` that
+    records every step's state, command and next state ``(K, ds), (K, dz), (K, ds)``, then
+    compares the states with :func:`reference_rollout` from ``state0`` on the recorded commands."""
+    ds = workload.state_dim
+
+    def record(_module, args, output) -> None:
+        def array(tensor):
+            return tensor.detach().cpu().numpy().copy()
+
+        if skillnet:  # SkillDynamicsNet(states, commands) -> next states
+            state, command, next_state = array(args[0]), array(args[1]), array(output)
+        else:  # nn.Sequential(cat(states, commands)) -> state change
+            inputs = array(args[0])
+            state, command = inputs[:, :ds], inputs[:, ds:]
+            next_state = state + array(output) if exported["residual"] else array(output)
+        steps.append((state, command, next_state))
+
+    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def check() -> float:
+        steps.clear()
+        handle = net.register_forward_hook(record)
+        try:
+            iterate()
+        finally:
+            handle.remove()
+        commands = np.stack([command for _, command, _ in steps], 1)
+        expected = (workload.num_samples, workload.horizon, workload.command_dim)
+        if commands.shape != expected:
+            raise ValueError(f"rolled out commands of shape {commands.shape}, expected {expected}")
+        # The states fed to the network and the ones it produced, both against the reference.
+        states_in = np.stack([state for state, _, _ in steps], 1)
+        states_out = np.stack([next_state for _, _, next_state in steps], 1)
+        reference = reference_rollout(exported, state0, commands)
+        errors = [np.abs(states_in - reference[:, :-1]), np.abs(states_out - reference[:, 1:])]
+        return float(max(error.max() for error in errors))
+
+    return check
+
+
+def _pytorch_mppi(workload: Workload, inference: bool, skillnet: bool = False):
+    """pytorch_mppi's ``MPPI`` built and called as its README shows it (``command(state)`` once
+    per iteration), on the folded ``nn.Sequential`` or, with ``skillnet``, on our module."""
     import torch
     from pytorch_mppi import MPPI
 
-    network = build_network(workload)
+    torch.manual_seed(workload.seed)
+    if skillnet:
+        network = build_network(workload)
+        dynamics, net, exported = network, network, network.export_mlp()
+    else:
+        dynamics, net, exported = _sequential_dynamics(workload)
     state0, goal = _problem(workload)
     goal_t = torch.from_numpy(goal)
-    recorded: list[torch.Tensor] = []
-
-    def dynamics(state, action):
-        return network(state, action)
 
     def running_cost(state, action):
-        if recording[0]:
-            recorded.append(state.detach().clone())
         return ((state[:, :2] - goal_t) ** 2).sum(-1)
 
-    recording = [False]
-    # As pytorch_mppi's README shows it.
     controller = MPPI(
         dynamics,
         running_cost,
@@ -183,67 +301,46 @@ def _pytorch_mppi(workload: Workload, inference: bool):
         lambda_=1.0,
         u_min=-torch.ones(workload.command_dim),
         u_max=torch.ones(workload.command_dim),
+        device="cpu",
     )
     state = torch.from_numpy(state0)
 
     def iterate():
-        if inference:
-            with torch.inference_mode():
-                controller.command(state)
-        else:
+        controller.command(state)
+
+    def iterate_inference():
+        with torch.inference_mode():
             controller.command(state)
 
-    exported = network.export_mlp()
-
-    def check() -> float:
-        recorded.clear()
-        recording[0] = True
-        iterate()
-        recording[0] = False
-        states = torch.stack(recorded, 1).numpy()
-        commands = controller.perturbed_action.detach().numpy()
-        reference = reference_rollout(exported, state0, commands)
-        return float(np.max(np.abs(states - reference[:, 1:])))
-
-    return iterate, check
+    timed = iterate_inference if inference else iterate
+    return timed, _checker(net, timed, exported, state0, workload, skillnet)
 
 
 def _torch_loop(workload: Workload):
+    """MPPI as a torch user writes it in a few lines: sample, roll the K samples through T steps
+    of the ``nn.Sequential`` as one batch, softmax weights, weighted mean, under inference_mode."""
     import torch
 
-    network = build_network(workload)
+    torch.manual_seed(workload.seed)
+    dynamics, net, exported = _sequential_dynamics(workload)
     state0, goal = _problem(workload)
     K, T, ds, dz = workload.num_samples, workload.horizon, workload.state_dim, workload.command_dim
-    generator = torch.Generator().manual_seed(workload.seed)
+    goal_t, state = torch.from_numpy(goal), torch.from_numpy(state0)
     mean = torch.zeros(T, dz)
-    goal_t = torch.from_numpy(goal)
-    state = torch.from_numpy(state0)
-    last: dict[str, torch.Tensor] = {}
+    noise_scale, temperature = 0.5, 1.0
 
     @torch.inference_mode()
     def iterate():
-        noise = torch.randn(K, T, dz, generator=generator) * 0.5
-        commands = (mean + noise).clamp_(-1.0, 1.0)
-        states = torch.empty(K, T + 1, ds)
-        states[:, 0] = state
-        cost = torch.zeros(K)
+        commands = (mean + noise_scale * torch.randn(K, T, dz)).clamp_(-1.0, 1.0)
         s = state.expand(K, ds)
+        cost = torch.zeros(K)
         for t in range(T):
-            s = network(s, commands[:, t])
-            states[:, t + 1] = s
+            s = dynamics(s, commands[:, t])
             cost += ((s[:, :2] - goal_t) ** 2).sum(-1)
-        weights = torch.softmax(-(cost - cost.min()) / 1.0, 0)
+        weights = torch.softmax(-cost / temperature, 0)
         mean.copy_((weights[:, None, None] * commands).sum(0))
-        last["states"], last["commands"] = states, commands
 
-    exported = network.export_mlp()
-
-    def check() -> float:
-        iterate()
-        reference = reference_rollout(exported, state0, last["commands"].numpy())
-        return float(np.max(np.abs(last["states"].numpy() - reference)))
-
-    return iterate, check
+    return iterate, _checker(net, iterate, exported, state0, workload, skillnet=False)
 
 
 def _block_gemms(buffers, weights, horizon: int, n_blocks: int) -> None:
@@ -317,6 +414,8 @@ def setup_contender(contender: str, workload: Workload):
         return hrl_mppi_contender(workload)
     if contender in ("pytorch_mppi", "pytorch_mppi_inference"):
         return _pytorch_mppi(workload, inference=contender.endswith("inference"))
+    if contender == "pytorch_mppi_skillnet":
+        return _pytorch_mppi(workload, inference=False, skillnet=True)
     if contender == "torch_loop":
         return _torch_loop(workload)
     if contender in FLOORS:
