@@ -4,10 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hrl-installed
-# torch, OpenBLAS and numba thread pools contend on small machines: pin them.
-export OMP_NUM_THREADS ?= 1
-export OPENBLAS_NUM_THREADS ?= 1
-export MKL_NUM_THREADS ?= 1
+# The program sets its own thread pools (hrl_runtime/threads.py); nothing here renders.
 export MUJOCO_GL ?= disable
 
 .PHONY: demo test bench lint clean setup

@@ -1,11 +1,10 @@
-"""Shared fixtures: a headless, single-threaded environment for every test."""
+"""Shared fixtures: a headless environment for every test (thread pools are the runtime's own)."""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("MUJOCO_GL", "disable")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
