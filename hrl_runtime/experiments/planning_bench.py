@@ -366,6 +366,9 @@ def plot_benchmark(report: dict[str, Any], path: Path) -> Path:
         sweep.set_ylabel("median ms")
         sweep.set_title(f"hrl_mppi sweep, R^2 = {report['sweep_linearity']['r2']:.3f}")
         sweep.legend()
+    else:
+        sweep.set_axis_off()
+        sweep.text(0.5, 0.5, "no K x T sweep (--no-sweep)", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
