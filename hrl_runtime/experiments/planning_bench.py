@@ -194,14 +194,15 @@ def run_benchmark(
     Returns:
         One JSON-ready object: per contender median/p90/p99 (each the median over runs of that
         run's statistic) and what it runs, the speed-up ratios (``speedup_vs_<peer>`` for every
-        torch peer), the GEMM-floor efficiency (fastest floor over our median), the sweep and its
-        linearity.
+        torch peer), the GEMM-floor efficiency (fastest floor over our median), the 1/5/15-minute
+        load averages when it started, the sweep and its linearity.
     """
     from tqdm import tqdm
 
     workload = Workload()
     per_contender: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
     jobs = [(run, name) for run in range(runs) for name in CONTENDERS]
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     for _, name in tqdm(jobs, desc="contenders", disable=not progress, file=sys.stderr):
         count = repeats if not name.startswith("pytorch_mppi") else max(repeats // 2, 20)
@@ -220,6 +221,8 @@ def run_benchmark(
         "gemm_floor_efficiency": min(contenders[name]["median_ms"] for name in FLOORS) / ours,
         "p99_over_median": contenders["hrl_mppi"]["p99_ms"] / ours,
         "rollout_tolerance": ROLLOUT_TOLERANCE,
+        # Other load skews the figures, the torch peers' most (their pools span every core).
+        "load_average_at_start": load_at_start,
     }
     if sweep:
         rows = _spawn(["--sweep", "--repeats", "30"], thread_env("hrl_mppi", threads), timeout=900)
@@ -323,10 +326,11 @@ def table_lines(report: dict[str, Any]) -> list[str]:
 
 def write_table(report: dict[str, Any], path: Path) -> Path:
     machine = report["machine"]
+    load = report.get("load_average_at_start")
     header = [
         f"W1 planning latency on {machine['cpu']} ({machine['cores']} cores, "
         f"{machine['threads_per_contender']} threads per contender), median of "
-        f"{report['runs']} runs",
+        f"{report['runs']} runs" + (f", load average {load[0]:.2f} at start" if load else ""),
         "",
     ]
     path.write_text("\n".join(header + table_lines(report)) + "\n")
