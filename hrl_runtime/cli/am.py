@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, load_dataset, show_progress
+from hrl_runtime.cli.common import (
+    WithJson,
+    command_line,
+    emit,
+    emit_package,
+    load_dataset,
+    show_progress,
+)
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.experiments.am_config import EvalConfig
 from skill_library.actionable.config import ActionableConfig
@@ -35,14 +41,14 @@ def cmd_train_am(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=show_progress(),
     )
-    metrics = json.loads((path / "skill.json").read_text())["metrics"]
-    emit(
+    return emit_package(
         args,
-        {"package": str(path), "metrics": metrics},
-        f"wrote {path} ({metrics['steps']} steps in {metrics['wall_seconds_this_session']} s, "
-        f"TD loss {metrics['td_loss']:.4f}, mean Q of data actions {metrics['q_data']:.3f})",
+        path,
+        lambda m: (
+            f"{m['steps']} steps in {m['wall_seconds_this_session']} s, TD loss "
+            f"{m['td_loss']:.4f}, mean Q of data actions {m['q_data']:.3f}"
+        ),
     )
-    return 0
 
 
 def cmd_compare_am(args: argparse.Namespace) -> int:

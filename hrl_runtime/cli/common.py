@@ -64,6 +64,20 @@ def command_line(args: argparse.Namespace) -> str:
     return "hrl " + shlex.join(args.argv)
 
 
+def emit_package(
+    args: argparse.Namespace,
+    path: Path,
+    describe: Callable[[dict[str, Any]], str],
+    **extra: Any,
+) -> int:
+    """Reports a package a trainer wrote: ``{"package", "metrics", **extra}`` with ``--json``,
+    else ``wrote PATH (describe(metrics))``; returns exit status 0."""
+    metrics = json.loads((Path(path) / "skill.json").read_text())["metrics"]
+    payload = {"package": str(path), "metrics": metrics, **extra}
+    emit(args, payload, f"wrote {path} ({describe(metrics)})")
+    return 0
+
+
 def show_progress() -> bool:
     """Progress bars go to stderr whenever a person watches it (a terminal), with ``--json`` too:
     stdout keeps exactly the one JSON object."""

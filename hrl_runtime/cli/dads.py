@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, make_env, show_progress
+from hrl_runtime.cli.common import (
+    WithJson,
+    command_line,
+    emit_package,
+    make_env,
+    show_progress,
+)
 from skill_library.dads.config import DADSConfig
 
 
@@ -29,17 +34,16 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
     command = command_line(args)
     trainer = DADSTrainer(config, Path(args.out), command=command)
     path = trainer.train(resume=args.resume, progress=show_progress(), name=args.name)
-    metrics = json.loads((path / "skill.json").read_text())["metrics"]
-    payload = {"package": str(path), "metrics": metrics, "plot": str(path / "skills.png")}
-    emit(
+    return emit_package(
         args,
-        payload,
-        f"wrote {path} ({metrics['steps']} steps, dynamics log-likelihood "
-        f"{metrics['dynamics_log_likelihood']:.3f}, intrinsic reward "
-        f"{metrics['intrinsic_reward']:.3f}, "
-        f"skill distinctness {metrics['skill_distinctness']:.1f})",
+        path,
+        lambda m: (
+            f"{m['steps']} steps, dynamics log-likelihood "
+            f"{m['dynamics_log_likelihood']:.3f}, intrinsic reward {m['intrinsic_reward']:.3f}, "
+            f"skill distinctness {m['skill_distinctness']:.1f}"
+        ),
+        plot=str(path / "skills.png"),
     )
-    return 0
 
 
 def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJson) -> None:

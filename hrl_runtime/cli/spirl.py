@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hrl_runtime.cli.common import (
@@ -12,6 +11,7 @@ from hrl_runtime.cli.common import (
     add_loop_flags,
     command_line,
     emit,
+    emit_package,
     load_dataset,
     show_progress,
 )
@@ -41,14 +41,14 @@ def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=show_progress(),
     )
-    metrics = json.loads((path / "skill.json").read_text())["metrics"]
-    emit(
+    return emit_package(
         args,
-        {"package": str(path), "metrics": metrics},
-        f"wrote {path} (validation reconstruction {metrics['val_reconstruction']:.4f}, "
-        f"prior loss {metrics['val_prior_loss']:.3f})",
+        path,
+        lambda m: (
+            f"validation reconstruction {m['val_reconstruction']:.4f}, prior loss "
+            f"{m['val_prior_loss']:.3f}"
+        ),
     )
-    return 0
 
 
 def cmd_train_spirl(args: argparse.Namespace) -> int:
