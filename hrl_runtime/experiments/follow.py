@@ -182,11 +182,8 @@ def follow_goals(
         The report with per-goal results and the loop record.
     """
     check_compatible(skill, env, env_id)
-    recorder = _PlanRecorder(record_plans_every, env, frame_every, frames)
-    recorder.bar = tqdm(
-        total=len(goals), unit="goal", desc="goals", disable=not progress, file=sys.stderr
-    )
-    recorder.sequence = high_level
+    bar = tqdm(total=len(goals), unit="goal", desc="goals", disable=not progress, file=sys.stderr)
+    recorder = _PlanRecorder(record_plans_every, env, frame_every, frames, bar, high_level)
     max_steps = config.steps_per_goal * len(goals) + 1
     if config.asynchronous:
         loop_config = AsyncLoopConfig(
@@ -199,14 +196,14 @@ def follow_goals(
             result = loop.run(env, max_steps=max_steps, seed=config.seed, on_step=recorder)
     else:
         agent = HierarchicalAgent(high_level, skill)
-        recorder.agent, recorder.high_level = agent, high_level
+        recorder.agent = agent
         loop_config = LoopConfig(
             control_period_s=control_period_s, realtime=config.realtime, threads=config.threads
         )
         result = ControlLoop(loop_config).run(
             agent, env, max_steps=max_steps, seed=config.seed, on_step=recorder.sync_step
         )
-    recorder.bar.close()
+    bar.close()
     plans = recorder.plans
     return FollowReport(
         env_id=env_id,
@@ -223,39 +220,47 @@ def follow_goals(
 
 
 class _PlanRecorder:
-    """Keeps every n-th plan a run made (its predicted trajectory and best samples) and renders
-    frames, after each plant step, outside the timed control path."""
+    """After each plant step, outside the timed control path: keeps every n-th plan a run made
+    (its predicted trajectory and best samples), renders frames, and moves the goal bar.
 
-    def __init__(self, every: int, env: Any, frame_every: int, frames: list | None):
+    Args:
+        every: keep every n-th plan (0: none).
+        env: the plant, for frames.
+        frame_every: render every n-th step (0: never).
+        frames: where frames go.
+        bar: the progress bar of goals done.
+        sequence: what advances through the goals (its ``index``).
+    """
+
+    def __init__(self, every, env, frame_every, frames, bar, sequence):
         self.every, self.env, self.frame_every, self.frames = every, env, frame_every, frames
+        self.bar, self.sequence = bar, sequence
         self.plans: list[dict[str, np.ndarray]] = []
-        self.seen = 0
+        self.replans = 0
         self.loop: AsyncControlLoop | None = None
         self.agent: HierarchicalAgent | None = None
-        self.high_level: Any = None
-        self._last_plan: Any = None
-        self.bar: Any = None
-        self.sequence: Any = None  # what advances through the goals (its ``index``)
+        self._kept_step: int | None = None  # control step of the last kept plan (async)
 
     def sync_step(self, step: int, action: np.ndarray, obs: np.ndarray) -> None:
         if self.every and np.isfinite(self.agent.last_planner_latency_s):
-            self._keep(self.high_level.plan_info())
-        self._frame(step)
+            if self.replans % self.every == 0:
+                self._keep(self.sequence.plan_info())
+            self.replans += 1
+        self._after_step(step)
 
     def __call__(self, step: int, action: np.ndarray, obs: np.ndarray, info: dict) -> None:
         # The planner thread plans as often as it can: keep plans made at least every * hold_steps
         # control steps apart, as the synchronous loop's every n-th replanning would be.
         plan = self.loop.worker.plan if self.loop.worker is not None else None
-        spacing = self.every * self.loop.skill.hold_steps
-        last = self._last_plan
-        if self.every and plan is not None and (last is None or plan.step - last >= spacing):
-            self._last_plan = plan.step
-            self.seen = 0
-            self._keep(plan.info or {})
-        self._frame(step)
+        if self.every and plan is not None:
+            spacing = self.every * self.loop.skill.hold_steps
+            if self._kept_step is None or plan.step - self._kept_step >= spacing:
+                self._kept_step = plan.step
+                self._keep(plan.info or {})
+        self._after_step(step)
 
     def _keep(self, info: dict[str, Any]) -> None:
-        if self.seen % self.every == 0 and "trajectory" in info:
+        if "trajectory" in info:
             self.plans.append(
                 {
                     "trajectory": np.asarray(info["trajectory"]),
@@ -263,15 +268,11 @@ class _PlanRecorder:
                     "goal_dims": np.asarray(info.get("goal_dims", (0, 1))),
                 }
             )
-        self.seen += 1
 
-    def _progress(self) -> None:
+    def _after_step(self, step: int) -> None:
         done = getattr(self.sequence, "index", 0)
-        if self.bar is not None and done > self.bar.n:
+        if done > self.bar.n:
             self.bar.update(done - self.bar.n)
-
-    def _frame(self, step: int) -> None:
-        self._progress()
         if self.frame_every and self.frames is not None and step % self.frame_every == 0:
             self.frames.append(self.env.render())
 
