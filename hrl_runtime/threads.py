@@ -22,6 +22,9 @@ import kernels
 logger = logging.getLogger(__name__)
 
 _controller: ThreadpoolController | None = None
+_controller_modules: frozenset[str] = frozenset()
+#: Modules whose import loads another BLAS library (numba's matrix products load scipy's).
+_BLAS_MODULES = ("numpy", "scipy.linalg", "torch")
 
 
 def usable_cores() -> int:
@@ -49,10 +52,40 @@ def _torch() -> Any:
 
 
 def _blas_controller() -> ThreadpoolController:
-    global _controller
-    if _controller is None:  # finding the loaded libraries takes a few ms: once per process
+    """The process's thread-pool controller; found again only when a module that brings its own
+    BLAS has been imported since (finding the loaded libraries takes a few ms)."""
+    global _controller, _controller_modules
+    loaded = frozenset(name for name in _BLAS_MODULES if name in sys.modules)
+    if _controller is None or loaded != _controller_modules:
         _controller = ThreadpoolController()
+        _controller_modules = loaded
     return _controller
+
+
+class SerialBlas:
+    """Holds every BLAS library at one thread for a scope (the kernels call single-threaded
+    matrix products from inside their own parallel region), then restores the host's setting.
+
+    Costs a few microseconds when the pools already hold one thread (inside the loops, which set
+    them for their whole run); the planner enters it at every ``optimize()`` so that a program
+    calling it directly, with its BLAS sized to every core, still plans at full speed. OpenBLAS's
+    setting is process-wide: concurrent planners in one process should run inside
+    :class:`ThreadPools` (as the loops do) so that nothing is restored under another's feet.
+    """
+
+    def __init__(self) -> None:
+        self._limiter: Any = None
+
+    def __enter__(self) -> SerialBlas:
+        blas = _blas_controller().select(user_api="blas")
+        if any(lib.get_num_threads() != 1 for lib in blas.lib_controllers):
+            self._limiter = blas.limit(limits=1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
+            self._limiter = None
 
 
 def pool_report() -> dict[str, Any]:

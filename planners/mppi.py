@@ -27,7 +27,7 @@ import kernels
 from hrl_runtime.errors import ConfigError, IncompatibleError
 from hrl_runtime.high_level import HighLevel
 from hrl_runtime.skill import Skill
-from hrl_runtime.threads import planner_threads
+from hrl_runtime.threads import SerialBlas, planner_threads
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,10 @@ class LatentMPPI(HighLevel):
         config = self.config
         if config.threads is not None:
             kernels.set_threads(config.threads)  # per thread: the planning thread's pool
+        with SerialBlas():  # the kernels' GEMMs run one thread each inside their parallel blocks
+            self._iterate(config)
+
+    def _iterate(self, config: MPPIConfig) -> None:
         for iteration in range(config.iterations):
             self._sample(refit=config.method == "cem" and iteration > 0)
             self._rollout()

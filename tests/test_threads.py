@@ -152,3 +152,24 @@ def test_a_training_session_runs_with_its_pools(tmp_path, busy_host):
     with run.session():
         assert torch.get_num_threads() == 1 and blas_threads() == {1}
     assert torch.get_num_threads() == 2 and blas_threads() == {2}
+
+
+def test_latent_mppi_rolls_out_with_serial_blas_and_gives_the_host_its_pools_back(
+    reach_skill, busy_host
+):
+    """A program calling optimize() directly, its BLAS sized to every core, still gets the
+    kernels' single-threaded GEMMs inside the parallel sample blocks."""
+    planner = LatentMPPI(reach_skill, MPPIConfig(num_samples=64, horizon=4, iterations=2))
+    planner.reset(np.zeros(4, np.float32))
+    planner.set_goal(np.array([1.0, 1.0]))
+    seen: list[set[int]] = []
+    rollout = planner._rollout
+
+    def probed_rollout():
+        seen.append(blas_threads())
+        rollout()
+
+    planner._rollout = probed_rollout
+    planner.optimize()
+    assert seen == [{1}, {1}]
+    assert blas_threads() == {2}
