@@ -62,3 +62,21 @@ def test_the_check_catches_a_peer_that_computes_something_else(contender, monkey
     monkeypatch.setattr(planning_contenders, "folded_sequential", off_by_a_little)
     _, check = setup_contender(contender, SMALL)
     assert check() > ROLLOUT_TOLERANCE
+
+
+def test_a_worker_reports_the_page_faults_and_kernel_time_of_its_iterations():
+    from hrl_runtime.experiments.planning_bench import combine_runs, table_lines, worker
+
+    workload = planning_contenders.Workload(num_samples=64, horizon=3, hidden=(16, 16))
+    result = worker("torch_loop", workload, repeats=3, warmup=1, threads=1)
+    assert result["page_faults_per_iteration"] >= 0 and result["system_ms_per_iteration"] >= 0
+    runs = [dict(result, page_faults_per_iteration=faults) for faults in (10.0, 30.0, 20.0)]
+    row = combine_runs(runs)
+    assert row["page_faults_per_iteration"] == 20.0  # the median over runs
+    report = {
+        "contenders": {"torch_loop": row},
+        **{f"speedup_vs_{p}": 1.0 for p in planning_contenders.TORCH_PEERS},
+        "gemm_floor_efficiency": 1.0,
+        "p99_over_median": 1.0,
+    }
+    assert any(line.startswith("| torch_loop |") and "| 20 |" in line for line in table_lines(report))

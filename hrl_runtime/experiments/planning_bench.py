@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -105,7 +106,10 @@ def worker(
 
     torch.set_num_threads(threads if contender in TORCH_PEERS else 1)
     iterate, check = setup_contender(contender, workload)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     times = time_iterations(iterate, repeats, warmup)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    calls = repeats + warmup
     error = check()  # outside the timed region
     return {
         "contender": contender,
@@ -114,6 +118,10 @@ def worker(
         "times_ms": times.tolist(),
         "rollout_max_abs_error": error,
         "rollout_check": "n/a" if error is None else bool(error <= ROLLOUT_TOLERANCE),
+        # Fresh memory the iteration touches costs page faults, served by the kernel: how much of
+        # a peer's time is the operating system's, and why it swings with the machine's state.
+        "page_faults_per_iteration": (after.ru_minflt - before.ru_minflt) / calls,
+        "system_ms_per_iteration": (after.ru_stime - before.ru_stime) * 1e3 / calls,
         "threads": {
             key: os.environ.get(key)
             for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -246,6 +254,12 @@ def combine_runs(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         **{key: float(np.median([run[key] for run in per_run])) for key in per_run[0]},
         "run_medians_ms": [run["median_ms"] for run in per_run],
+        "page_faults_per_iteration": float(
+            np.median([r.get("page_faults_per_iteration", np.nan) for r in results])
+        ),
+        "system_ms_per_iteration": float(
+            np.median([r.get("system_ms_per_iteration", np.nan) for r in results])
+        ),
         "iterations": int(sum(len(r["times_ms"]) for r in results)),
         "rollout_max_abs_error": float(max(errors)) if checked else None,
         "rollout_check": bool(max(errors) <= ROLLOUT_TOLERANCE)
@@ -283,13 +297,16 @@ def machine_info(threads: int) -> dict[str, Any]:
 def table_lines(report: dict[str, Any]) -> list[str]:
     """The side-by-side table as Markdown lines."""
     lines = [
-        "| contender | median ms | p90 ms | p99 ms | rollout max abs error vs float64 |",
-        "|---|---:|---:|---:|---:|",
+        "| contender | median ms | p90 ms | p99 ms | page faults / iter | kernel ms / iter "
+        "| rollout max abs error vs float64 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in report["contenders"].items():
         error = row["rollout_max_abs_error"]
         lines.append(
             f"| {name} | {row['median_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row.get('page_faults_per_iteration', float('nan')):.0f} | "
+            f"{row.get('system_ms_per_iteration', float('nan')):.1f} | "
             f"{'n/a (GEMMs only)' if error is None else f'{error:.1e}'} |"
         )
     lines += [
