@@ -11,6 +11,7 @@ from envs.goals import GoalFollowing, GoalSpace, goal_space, xy_indices
 from envs.layout import MazeLayout
 from envs.point_mass import PointMassConfig, PointMassEnv
 from envs.registration import env_ids, episode_steps, make_env
+from envs.rendering import offscreen_rendering_problem
 
 __all__ = [
     "CollectConfig",
@@ -31,5 +32,6 @@ __all__ = [
     "goal_space",
     "load_dataset",
     "make_env",
+    "offscreen_rendering_problem",
     "xy_indices",
 ]

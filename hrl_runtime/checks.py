@@ -44,6 +44,20 @@ MAX_MAGNITUDE = 1e6
 room for squared distances)."""
 MAX_TEXT = 200
 """Characters of a value echoed in an error message."""
+MAX_EPISODES = 100_000
+"""Episodes of one evaluation or collection."""
+MAX_THREADS = 256
+"""Threads a command may ask for (``--threads``, ``--jobs``)."""
+MAX_RATE_HZ = 10_000.0
+"""Fastest control rate (a 0.1 ms period)."""
+MAX_SECONDS = 86_400.0
+"""Longest timeout or duration of one step (a day)."""
+MAX_TRANSITIONS = 10_000
+"""Steps a task file's graph may take in one run (``max_transitions``)."""
+MAX_FILE_BYTES = 1_000_000
+"""Largest task file read (a task file is a few kilobytes)."""
+MAX_NESTING = 32
+"""Deepest nesting of tables and lists in a task file or a JSON request."""
 
 
 def shorten(value: Any, limit: int = MAX_TEXT) -> str:
@@ -167,6 +181,34 @@ def coordinates(value: Any, name: str, size: int | None = None) -> list[float]:
         real(item, f"{name}[{index}]", low=-bound, high=bound, fix=f"coordinates lie in ±{bound:g}")
         for index, item in enumerate(items)
     ]
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deeply ``value``'s lists, tuples and dicts nest (a scalar is 0), counted without
+    recursion and only up to ``limit + 1``."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, dict | list | tuple)]
+        if not containers:
+            break
+        depth += 1
+        level = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
+
+
+def shallow(value: Any, name: str, limit: int = MAX_NESTING) -> Any:
+    """``value`` if its lists and tables nest at most ``limit`` deep.
+
+    Raises:
+        ConfigError: nested deeper.
+    """
+    if nesting_depth(value, limit) > limit:
+        raise ConfigError(f"{name} nests lists or tables more than {limit} deep; flatten it")
+    return value
 
 
 def _writable_parent(path: Path, name: str) -> None:

@@ -1,7 +1,10 @@
 """The ``hrl`` command line: one module per command group, assembled here.
 
 Every command that reports results takes ``--json`` and then prints exactly one JSON object on
-stdout. Input errors print one line on stderr and exit with status 2.
+stdout. Input errors print one line on stderr and exit with status 2: the parser's own
+(:class:`~hrl_runtime.cli.common.OneLineParser`, every numeric option typed with a bounded check
+of :mod:`hrl_runtime.checks`) and every :class:`~hrl_runtime.errors.HrlError` a command raises.
+Output paths are checked before any work starts.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import logging
 import sys
 
 from hrl_runtime.cli import am, bench, dads, data, follow, runtime, skills, spirl
-from hrl_runtime.cli.common import compare_targets, with_json
+from hrl_runtime.cli.common import OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hrl`` parser with every command group's sub-commands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hrl", description="hrl-runtime: hierarchical planning and control for robot learning"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -67,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hrl`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(argv))
+    try:
+        args = parser.parse_args(join_negative_values(argv))
+    except SystemExit as exit_:  # a one-line parse error (status 2), or --help (status 0)
+        return exit_.code if isinstance(exit_.code, int) else 2
     args.argv = argv
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -8,14 +8,55 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
+from hrl_runtime import checks
 from hrl_runtime.errors import ConfigError
 
 WithJson = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 """Adds ``--json`` to a sub-parser and returns it."""
+
+MAX_ERROR_CHARS = 500
+"""Longest error line the parser prints (an echoed 50 MB argument is cut)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``hrl follow: error: argument --seed: ...``,
+    with exit status 2 and no usage dump (``--help`` shows the usage). Sub-parsers inherit the
+    class through ``add_subparsers``."""
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())
+        if len(line) > MAX_ERROR_CHARS:
+            line = f"{line[: MAX_ERROR_CHARS - 30]}... ({len(line)} characters)"
+        self.exit(2, f"{self.prog}: error: {line}\n")
+
+
+# argparse ``type=`` converters: each refuses a bad value as ``argument --flag: ...``, status 2.
+SEED = checks.argparse_type(checks.seed)
+THREADS = checks.argparse_type(checks.count, checks.MAX_THREADS)
+EPISODES = checks.argparse_type(checks.count, checks.MAX_EPISODES)
+STEPS = checks.argparse_type(checks.count, checks.MAX_STEPS)
+TRAIN_STEPS = checks.argparse_type(checks.count, checks.MAX_TRAIN_STEPS)
+GOALS = checks.argparse_type(checks.count, checks.MAX_GOALS)
+
+
+def count_type(high: int, low: int = 1) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer in ``[low, high]``."""
+    return checks.argparse_type(checks.count, high, low)
+
+
+def positive_type(high: float) -> Callable[[str], float]:
+    """An argparse ``type=`` for a finite number in ``(0, high]``."""
+    return checks.argparse_type(checks.positive, high)
+
+
+def add_force_flag(sub: argparse.ArgumentParser, what: str) -> argparse.ArgumentParser:
+    """Adds ``--force``: replace ``what`` when it exists (refused otherwise)."""
+    sub.add_argument("--force", action="store_true", help=f"replace {what} if it exists")
+    return sub
 
 
 def with_json(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -34,7 +75,7 @@ def add_loop_flags(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     sub.add_argument(
         "--threads",
-        type=int,
+        type=THREADS,
         help="planner threads (default: the cores inline, one fewer beside the control loop)",
     )
     return sub
@@ -113,3 +154,93 @@ def compare_targets(commands: argparse._SubParsersAction) -> argparse._SubParser
     """The sub-parsers of ``hrl compare`` (each comparison adds its target here)."""
     compare = commands.add_parser("compare", help="side-by-side evaluations")
     return compare.add_subparsers(dest="target", required=True, metavar="TARGET")
+
+
+def add_package_flags(
+    sub: argparse.ArgumentParser, name: str, *, resume: bool = True
+) -> argparse.ArgumentParser:
+    """Adds ``--out``, ``--name``, ``--version``, ``--force`` (and ``--resume``) to a trainer."""
+    sub.add_argument("--out", required=True, help="package directory (checkpoints inside)")
+    sub.add_argument("--name", default=name, help=f"package name in the registry (default {name})")
+    sub.add_argument(
+        "--version",
+        default="1.0.0",
+        help="package version (default 1.0.0); give another when NAME@VERSION exists elsewhere",
+    )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing non-empty --out, replacing the package there",
+    )
+    if resume:
+        sub.add_argument(
+            "--resume", action="store_true", help="continue from the checkpoint in --out"
+        )
+    return sub
+
+
+def check_package_target(args: argparse.Namespace) -> Path:
+    """Checks a trainer's ``--out``, ``--name`` and ``--version`` before any training.
+
+    ``--out`` may not be a file or an existing non-empty directory (unless ``--resume`` or
+    ``--force``); the name and version must be valid, and ``NAME@VERSION`` may not exist in
+    another directory beside ``--out`` or on the registry's search path.
+
+    Raises:
+        ConfigError: naming the option and the fix.
+    """
+    from hrl_runtime.manifest import NAME_PATTERN, VERSION_PATTERN
+    from hrl_runtime.registry import SkillRegistry
+
+    resume = getattr(args, "resume", False)
+    out = checks.output_dir(args.out, "--out", force=args.force, resume=resume)
+    if not isinstance(args.name, str) or not NAME_PATTERN.match(args.name):
+        raise ConfigError(
+            f"--name {checks.shorten(args.name)} is not a package name; use lowercase letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit (for example my-skills)"
+        )
+    if not VERSION_PATTERN.match(args.version):
+        raise ConfigError(
+            f"--version {checks.shorten(args.version)} is not a version; use numbers joined by "
+            "dots, for example 1.0.0"
+        )
+    here = out.resolve()
+    for registry in (SkillRegistry([out.parent]), SkillRegistry()):
+        for entry in registry.list():
+            if (entry.name, entry.version) == (args.name, args.version) and (
+                entry.path.resolve() != here
+            ):
+                raise ConfigError(
+                    f"--name {args.name} --version {args.version}: package "
+                    f"{args.name}@{args.version} already exists in {entry.path}; pass another "
+                    "--version or --name, or remove that package"
+                )
+    return out
+
+
+def check_video(value: str | None, force: bool) -> None:
+    """Checks ``--video`` before any work: the path, the format's writer and offscreen GL.
+
+    Raises:
+        ConfigError: naming the option and how to fix it.
+    """
+    if value is None:
+        return
+    path = checks.output_file(value, "--video", suffixes=(".mp4", ".gif"), force=force)
+    if path.suffix.lower() == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "--video: writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or "
+                "write a .gif"
+            ) from None
+    import envs
+
+    problem = envs.offscreen_rendering_problem()
+    if problem:
+        raise ConfigError(
+            f"--video: offscreen rendering is unavailable ({checks.shorten(problem)}); enable "
+            "it with `apt-get install libosmesa6` and MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa "
+            "in the environment, or drop --video"
+        )

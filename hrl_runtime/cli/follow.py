@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hrl_runtime import checks
 from hrl_runtime.cli.common import (
+    GOALS,
+    SEED,
+    STEPS,
     WithJson,
+    add_force_flag,
     add_loop_flags,
+    check_video,
     emit,
     json_default,
     make_env,
     ms,
+    positive_type,
     show_progress,
 )
 from hrl_runtime.errors import ConfigError, IncompatibleError
@@ -30,6 +36,9 @@ from hrl_runtime.registry import load_skill
 
 DEFAULT_STEPS_PER_GOAL = 1000
 """Steps per goal for environments that declare no episode length."""
+PLANNER_CHOICES = ("sequence", "mppi", "chaining")
+"""The high levels ``planners.build_goal_follower`` builds (``planners.factory.PLANNERS``; named
+here so that ``hrl --help`` does not import the planners, and a test holds the two equal)."""
 
 
 def _run_follow(
@@ -53,14 +62,14 @@ def _run_follow(
 
     if steps_per_goal is None:
         steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
-    if steps_per_goal < 1:
-        raise ConfigError(f"--max-steps must be >= 1, got {steps_per_goal}")
-    if radius <= 0:
-        raise ConfigError(f"--radius must be > 0, got {radius}")
-    skill = load_skill(skill_ref)
     n_goals = len(goals) if goals is not None else int(random_goals or 0)
-    if n_goals < 1:
-        raise ConfigError("--random-goals must be >= 1")
+    if steps_per_goal * n_goals > checks.MAX_STEPS:
+        raise ConfigError(
+            f"{n_goals} goals of {steps_per_goal} control steps each allow "
+            f"{steps_per_goal * n_goals:,} steps, more than the {checks.MAX_STEPS:,} of one run; "
+            "lower --max-steps or the number of goals"
+        )
+    skill = load_skill(skill_ref)
     render_mode = "rgb_array" if video else None
     env = make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
     xy = envs.xy_indices(env)
@@ -75,8 +84,6 @@ def _run_follow(
             raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
         goals = space.sample(np.random.default_rng(seed), n_goals)
     validate_goals(goals, space, env_id)
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {threads}")
     config = FollowConfig(
         success_radius=radius,
         steps_per_goal=steps_per_goal,
@@ -113,23 +120,19 @@ def _run_follow(
 
 
 def _check_rendering(env, video: str) -> None:
-    suffix = Path(video).suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise ConfigError(f"--video must end in .mp4 or .gif, got {video!r}")
-    if suffix == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif"
-            ) from None
+    """Renders one frame of ``env`` (its model, its size) before the run starts."""
+    import warnings
+
     env.reset(seed=0)
     try:
-        frame = env.render()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = env.render()
     except Exception as error:  # GL back ends fail in many ways; report, do not crash
         raise ConfigError(
-            f"offscreen rendering is unavailable ({type(error).__name__}: {error}); install "
-            "libosmesa6 and set MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa, or drop --video"
+            f"--video {checks.shorten(video)}: offscreen rendering failed "
+            f"({checks.shorten(f'{type(error).__name__}: {error}')}); enable it with `apt-get "
+            "install libosmesa6` and MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa, or drop --video"
         ) from None
     if frame is None:
         raise ConfigError("the environment rendered no frame; drop --video")
@@ -138,7 +141,6 @@ def _check_rendering(env, video: str) -> None:
 def _write_video(frames: list[np.ndarray], path: str, fps: int) -> None:
     import imageio.v2 as imageio
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if path.lower().endswith(".gif"):
         imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
     else:
@@ -180,6 +182,10 @@ def _layout_of(env) -> Any:
 def cmd_follow(args: argparse.Namespace) -> int:
     if (args.goals is None) == (args.random_goals is None):
         raise ConfigError('give exactly one of --goals "x,y;..." or --random-goals N')
+    plot = None
+    if args.plot is not None:  # outputs are checked before any work
+        plot = checks.output_file(args.plot, "--plot", suffixes=(".png",), force=args.force)
+    check_video(args.video, args.force)
     goals = parse_goals(args.goals) if args.goals is not None else None
     report, env = _run_follow(
         skill_ref=args.skill,
@@ -191,14 +197,14 @@ def cmd_follow(args: argparse.Namespace) -> int:
         steps_per_goal=args.max_steps,
         radius=args.radius,
         realtime=args.realtime,
-        record_plans_every=4 if args.plot else 0,
+        record_plans_every=4 if plot else 0,
         video=args.video,
         sync=args.sync,
         threads=args.threads,
     )
     payload = report.to_json()
-    if args.plot:
-        payload["plot"] = str(plot_follow(report, args.plot, _layout_of(env), args.radius))
+    if plot is not None:
+        payload["plot"] = str(plot_follow(report, plot, _layout_of(env), args.radius))
     emit(args, payload, _report_text(payload))
     return 0
 
@@ -224,6 +230,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             waypoints.extend(layout.shortest_path(position, target))
             position = target
         goals = np.asarray(waypoints)
+    out = checks.output_dir(args.out, "--out", may_exist=True)  # before any work
+    check_video(args.video, args.force)
     report, env = _run_follow(
         skill_ref=skill_ref,
         env_id=env_id,
@@ -239,7 +247,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sync=args.sync,
         threads=args.threads,
     )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = report.to_json()
     payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), 0.5))
@@ -267,33 +274,51 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     goals.add_argument(
         "--goals", help='goals as "x,y;x,y;..." in metres (a first goal may be negative)'
     )
-    goals.add_argument("--random-goals", type=int, help="sample N reachable goals")
-    follow.add_argument("--planner", default="sequence", help="high level (default: sequence)")
-    follow.add_argument("--seed", type=int, default=0, help="seed for goals, reset and planner")
+    goals.add_argument(
+        "--random-goals", type=GOALS, help=f"sample N reachable goals (1..{checks.MAX_GOALS})"
+    )
+    follow.add_argument(
+        "--planner",
+        default="sequence",
+        choices=PLANNER_CHOICES,
+        help="high level: sequence (x-y goals as commands; goal-commanded skills), mppi (plans "
+        "over the skill's dynamics), chaining (subgoals by the skill's values); default sequence",
+    )
+    follow.add_argument(
+        "--seed", type=SEED, default=0, help="seed for goals, reset and planner (0..2**32-1)"
+    )
     follow.add_argument(
         "--max-steps",
-        type=int,
+        type=STEPS,
         help="control steps allowed per goal (default: the env's episode length, 2000 in "
         f"hrl/PointMaze-v0, 1000 in hrl/PointArena-v0; {DEFAULT_STEPS_PER_GOAL} if it has none)",
     )
     follow.add_argument(
-        "--radius", type=float, default=FollowConfig().success_radius, help="success radius, m"
+        "--radius",
+        type=positive_type(checks.MAX_MAGNITUDE),
+        default=FollowConfig().success_radius,
+        help="success radius, m (finite, > 0)",
     )
     add_loop_flags(follow)
     follow.add_argument(
         "--realtime", action="store_true", help="with --sync: pace to the wall clock"
     )
-    follow.add_argument("--plot", help="write a PNG of the run here")
+    follow.add_argument("--plot", help="write a PNG of the run here (a .png file)")
     follow.add_argument(
         "--video", help="write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
     )
+    add_force_flag(follow, "--plot and --video files")
     follow.set_defaults(func=cmd_follow)
 
     demo = with_json(
         commands.add_parser("demo", help="the main demo: zero-shot goal following with DADS")
     )
-    demo.add_argument("--out", default="runs/demo", help="output directory (PNG and JSON)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--out",
+        default="runs/demo",
+        help="output directory; demo.png and demo.json are written (replaced) in it",
+    )
+    demo.add_argument("--seed", type=SEED, default=0, help="seed (0..2**32-1)")
     demo.add_argument(
         "--scenario",
         choices=("dads", "maze"),
@@ -304,6 +329,7 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         "--video", help="also write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
     )
     add_loop_flags(demo)
+    add_force_flag(demo, "the --video file")
     demo.set_defaults(func=cmd_demo)
 
     envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))

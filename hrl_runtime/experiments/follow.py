@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from hrl_runtime import checks
 from hrl_runtime.agent import HierarchicalAgent
 from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig, AsyncLoopResult
 from hrl_runtime.errors import ConfigError
@@ -101,29 +102,29 @@ def _mean_or_none(values: list[float | None]) -> float | None:
 
 
 def parse_goals(text: str) -> np.ndarray:
-    """Parses ``"x,y;x,y;..."`` into ``(N, 2)`` metres.
+    """Parses ``"x,y;x,y;..."`` into ``(N, 2)`` metres: at most ``MAX_GOALS`` goals of finite
+    coordinates within ``±MAX_MAGNITUDE``.
 
     Raises:
         ConfigError: naming the malformed entry.
     """
+    if len(text) > 40 * checks.MAX_GOALS:
+        raise ConfigError(f"--goals is {len(text):,} characters long; give at most "
+                          f"{checks.MAX_GOALS} goals")  # fmt: skip
+    parts = [p for p in text.split(";") if p.strip()]
+    if len(parts) > checks.MAX_GOALS:
+        raise ConfigError(f"--goals gives {len(parts)} goals; give at most {checks.MAX_GOALS}")
     goals = []
-    for index, part in enumerate(p for p in text.split(";") if p.strip()):
-        pieces = part.split(",")
-        try:
-            if len(pieces) != 2:
-                raise ValueError
-            goals.append([float(pieces[0]), float(pieces[1])])
-        except ValueError:
+    for index, part in enumerate(parts):
+        if len(part.split(",")) != 2:
             raise ConfigError(
-                f"goal {index + 1} {part.strip()!r} is not 'x,y'; write goals as "
+                f"goal {index + 1} {checks.shorten(part.strip())} is not 'x,y'; write goals as "
                 '--goals "x,y;x,y" (metres)'
-            ) from None
+            )
+        goals.append(checks.coordinates(part, f"--goals: goal {index + 1}", 2))
     if not goals:
         raise ConfigError('no goals given; write goals as --goals "x,y;x,y" (metres)')
-    array = np.asarray(goals, np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ConfigError("goals must be finite numbers")
-    return array
+    return np.asarray(goals, np.float64)
 
 
 def validate_goals(goals: np.ndarray, goal_space: Any, env_id: str) -> None:
