@@ -21,8 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
+from hrl_runtime.errors import ConfigError
 from hrl_runtime.registry import SkillRegistry
 from hrl_runtime.skill import Packaged
 from hrl_runtime.threads import ThreadPools
@@ -47,6 +49,7 @@ class TrainingRun:
             process's arguments.
         progress: show a progress bar.
         label: the progress bar's label.
+        version: the version of the package :meth:`package` writes.
     """
 
     def __init__(
@@ -61,8 +64,11 @@ class TrainingRun:
         progress: bool = True,
         label: str | None = None,
         threads: int = 1,
+        version: str = "1.0.0",
     ):
         self.config = config
+        self.version = version
+        """The package version :meth:`package` writes."""
         self.threads = threads
         """torch intra-op threads during a session (BLAS runs with one); the host's come back."""
         self.out_dir = None if out_dir is None else Path(out_dir)
@@ -157,7 +163,8 @@ class TrainingRun:
         return save_checkpoint(self.checkpoint_dir, checkpoint)
 
     def package(self, obj: Packaged, **manifest: Any) -> Path:
-        """:func:`save_package` into ``out_dir``, with this run's command and config."""
+        """:func:`save_package` into ``out_dir``, with this run's command, config and version."""
+        manifest.setdefault("version", self.version)
         return save_package(obj, self.out_dir, command=self.command, config=self.config, **manifest)
 
 
@@ -185,7 +192,13 @@ def save_package(
         command: the command line that trained it, for the manifest's ``training`` (by default
             this process's arguments).
         training: more entries of the manifest's ``training`` (the dataset, the environment).
+
+    Raises:
+        ConfigError: a weight is NaN or infinite (nothing is written: a diverged run is not
+            packaged).
+        PackageError: an invalid name or version, or the same name@version elsewhere.
     """
+    refuse_non_finite(obj, name)
     directory = Path(directory)
     command = command or shlex.join(sys.argv)
     record = {"command": command, "seed": config.seed, "config": config_json(config)}
@@ -199,3 +212,21 @@ def save_package(
         metrics=metrics,
         overwrite=True,
     )
+
+
+def refuse_non_finite(obj: Packaged, name: str) -> None:
+    """Refuses to package weights that hold NaN or infinities.
+
+    Raises:
+        ConfigError: naming the file and tensor, and what to change.
+    """
+    for stem, tensors in obj.package_tensors().items():
+        for key, array in tensors.items():
+            array = np.asarray(array)
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = int(np.size(array) - np.isfinite(array).sum())
+                raise ConfigError(
+                    f"training {name!r} produced {bad} non-finite weights in "
+                    f"{stem}.safetensors [{key}]; nothing was packaged: lower the learning rate "
+                    "or the loss weights (for example --beta) and train again"
+                )

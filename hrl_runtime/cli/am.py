@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
+from hrl_runtime import checks
 from hrl_runtime.cli.common import (
+    SEED,
+    STEPS,
+    THREADS,
+    TRAIN_STEPS,
     WithJson,
+    add_package_flags,
+    check_package_target,
     command_line,
+    count_type,
     emit,
     emit_package,
     load_dataset,
@@ -20,11 +27,10 @@ from skill_library.actionable.config import ActionableConfig
 
 
 def cmd_train_am(args: argparse.Namespace) -> int:
+    out = check_package_target(args)  # --out, --name, --version: before any training
+    dataset = load_dataset(args.dataset)
     from skill_library.actionable.train import train_actionable  # torch: only when training
 
-    if args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
-    dataset = load_dataset(args.dataset)
     config = replace(
         ActionableConfig(),
         steps=args.steps,
@@ -35,8 +41,9 @@ def cmd_train_am(args: argparse.Namespace) -> int:
     path = train_actionable(
         dataset,
         config,
-        Path(args.out),
+        out,
         name=args.name,
+        version=args.version,
         command=command_line(args),
         resume=args.resume,
         progress=show_progress(),
@@ -54,23 +61,20 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 def cmd_compare_am(args: argparse.Namespace) -> int:
     from hrl_runtime.experiments.am_eval import run_variants, train_variants
 
-    if not args.seeds or args.goals < 1 or args.max_steps < 1:
-        raise ConfigError("--seeds needs a seed, --goals and --max-steps must be >= 1")
     if (args.dataset is None) == (args.variant is None):
         raise ConfigError(
             "give --dataset FILE (train the three variants, then evaluate them) or "
             "--variant LABEL=SKILL ... (evaluate packages that exist), not both"
         )
     labels, metadata = None, None
+    out = checks.output_dir(args.out, "--out", may_exist=True)  # before any run
     if args.dataset is not None:
-        if args.steps < 1 or not args.train_seeds or args.jobs < 1:
-            raise ConfigError("--steps and --jobs must be >= 1 and --train-seeds needs a seed")
         load_dataset(args.dataset)  # refuse a bad file before any run starts
         variants = train_variants(
             args.dataset,
             args.steps,
             args.train_seeds,
-            Path(args.out) / "packages",
+            out / "packages",
             jobs=args.jobs,
             progress=show_progress(),
         )
@@ -95,7 +99,7 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         variants,
         args.seeds,
         config,
-        Path(args.out),
+        out,
         progress=show_progress(),
         package_labels=labels,
         metadata=metadata,
@@ -111,13 +115,11 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         algorithms.add_parser("am", help="Actionable Models goal-reaching skill from offline data")
     )
     am.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
-    am.add_argument("--out", required=True, help="package directory (checkpoints inside)")
-    am.add_argument("--name", default="am-skill", help="package name in the registry")
-    am.add_argument("--steps", type=int, default=defaults.steps, help="gradient steps")
-    am.add_argument("--seed", type=int, default=defaults.seed)
+    add_package_flags(am, "am-skill")
+    am.add_argument("--steps", type=TRAIN_STEPS, default=defaults.steps, help="gradient steps")
+    am.add_argument("--seed", type=SEED, default=defaults.seed)
     am.add_argument("--no-chaining", action="store_true", help="hindsight goals only")
     am.add_argument("--no-negatives", action="store_true", help="no conservative negatives")
-    am.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     am.set_defaults(func=cmd_train_am)
 
 
@@ -132,12 +134,12 @@ def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJso
     )
     am.add_argument(
         "--steps",
-        type=int,
+        type=TRAIN_STEPS,
         default=ActionableConfig().steps,
         help="gradient steps per training run",
     )
-    am.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
-    am.add_argument("--jobs", type=int, default=2, help="training runs side by side")
+    am.add_argument("--train-seeds", type=SEED, nargs="+", default=[0, 1, 2])
+    am.add_argument("--jobs", type=THREADS, default=2, help="training runs side by side")
     am.add_argument(
         "--variant",
         action="append",
@@ -146,16 +148,25 @@ def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJso
     )
     am.add_argument("--env", default=evaluation.env_id, help="environment id")
     am.add_argument(
-        "--seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="evaluation seeds"
+        "--seeds", type=SEED, nargs="+", default=[1000, 1001, 1002], help="evaluation seeds"
     )
     am.add_argument(
-        "--goals", type=int, default=evaluation.goals_per_seed, help="far goals per seed"
+        "--goals",
+        type=count_type(checks.MAX_GOALS),
+        default=evaluation.goals_per_seed,
+        help="far goals per seed",
     )
     am.add_argument(
-        "--min-cells", type=int, default=evaluation.min_cells, help="BFS distance of a far goal"
+        "--min-cells",
+        type=count_type(10_000, low=0),
+        default=evaluation.min_cells,
+        help="BFS distance of a far goal",
     )
     am.add_argument(
-        "--max-steps", type=int, default=evaluation.max_steps, help="control steps per goal (20 s)"
+        "--max-steps",
+        type=STEPS,
+        default=evaluation.max_steps,
+        help="control steps per goal (20 s)",
     )
     am.add_argument(
         "--planners", nargs="+", default=list(evaluation.planners), help="high levels to compare"

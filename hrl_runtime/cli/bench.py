@@ -4,10 +4,9 @@ asynchronous loop's real-time figures."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, emit, ms, show_progress
-from hrl_runtime.errors import ConfigError
+from hrl_runtime import checks
+from hrl_runtime.cli.common import STEPS, THREADS, WithJson, count_type, emit, ms, show_progress
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -15,14 +14,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.target == "loop":
         return cmd_bench_loop(args)
-    if args.runs < 1 or args.repeats < 10:
-        raise ConfigError("--runs must be >= 1 and --repeats >= 10")
+    out = checks.output_dir(args.out, "--out", may_exist=True)  # before any run
     report = run_benchmark(
         runs=args.runs,
         repeats=args.repeats,
         threads=args.threads or 2,
         sweep=not args.no_sweep,
-        out_dir=Path(args.out),
+        out_dir=out,
         progress=show_progress(),
     )
     text = "\n".join(table_lines(report)) + f"\nwrote {report['plot']} and {report['table']}"
@@ -70,17 +68,29 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         default="planner",
         help="planner (default): planning latency; loop: the async control loop at 100 Hz",
     )
-    bench.add_argument("--steps", type=int, default=10_000, help="loop: control ticks")
-    bench.add_argument("--runs", type=int, default=3, help="side-by-side runs (median taken)")
-    bench.add_argument("--repeats", type=int, default=200, help="timed iterations per run")
+    bench.add_argument(
+        "--steps", type=STEPS, default=10_000, help=f"loop: control ticks (1..{checks.MAX_STEPS})"
+    )
+    bench.add_argument(
+        "--runs", type=count_type(100), default=3, help="side-by-side runs (median taken)"
+    )
+    bench.add_argument(
+        "--repeats",
+        type=count_type(1_000_000, low=10),
+        default=200,
+        help="timed iterations per run (>= 10)",
+    )
     bench.add_argument(
         "--threads",
-        type=int,
+        type=THREADS,
         help="planner: cores each contender may use (default 2); loop: planner threads "
         "(default: one fewer than the cores)",
     )
     bench.add_argument(
-        "--load", type=int, default=0, help="loop: busy processes beside the loop (one core each)"
+        "--load",
+        type=count_type(64, low=0),
+        default=0,
+        help="loop: busy processes beside the loop (one core each, 0..64)",
     )
     bench.add_argument("--no-sweep", action="store_true", help="skip the K x T sweep")
     bench.add_argument("--out", default="runs/bench", help="where the table and PNG go")

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 from dataclasses import replace
-from pathlib import Path
 
 from hrl_runtime.cli.common import (
+    SEED,
+    TRAIN_STEPS,
     WithJson,
+    add_package_flags,
+    check_package_target,
     command_line,
+    count_type,
     emit_package,
     make_env,
     show_progress,
 )
 from skill_library.dads.config import DADSConfig
 
+logger = logging.getLogger(__name__)
+
+MAX_LATENT_DIM = 64
+"""Largest DADS skill dimension dz the command line accepts (skills are sampled uniformly)."""
+MAX_NUM_ENVS = 256
+"""Most environments stepped side by side."""
+
+
+def whole_iterations(config: DADSConfig) -> int:
+    """The policy steps a run of ``config.steps`` trains: DADS collects whole iterations of
+    ``num_envs x episode_length`` policy steps, so the count is rounded up to one."""
+    per_iteration = config.num_envs * config.episode_length
+    return math.ceil(config.steps / per_iteration) * per_iteration
+
 
 def cmd_train_dads(args: argparse.Namespace) -> int:
-    from skill_library.dads.train import DADSTrainer  # torch: loaded only when training
-
     config = replace(
         DADSConfig(),
         env_id=args.env,
@@ -30,19 +48,43 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
     )
     if args.all_dims:
         config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    config.validate()
+    out = check_package_target(args)  # --out, --name, --version: before any training
     make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
-    command = command_line(args)
-    trainer = DADSTrainer(config, Path(args.out), command=command)
-    path = trainer.train(resume=args.resume, progress=show_progress(), name=args.name)
+    planned = whole_iterations(config)
+    if planned != config.steps:
+        logger.warning(
+            "--steps %d is rounded up to %d: DADS trains whole iterations of %d policy steps "
+            "(--num-envs %d x episodes of %d steps)",
+            config.steps,
+            planned,
+            config.num_envs * config.episode_length,
+            config.num_envs,
+            config.episode_length,
+        )
+    from skill_library.dads.train import DADSTrainer  # torch: loaded only when training
+
+    trainer = DADSTrainer(config, out, command=command_line(args))
+    path = trainer.train(
+        resume=args.resume, progress=show_progress(), name=args.name, version=args.version
+    )
+
+    def describe(metrics: dict) -> str:
+        steps = f"{metrics['steps']} steps"
+        if metrics["steps"] != args.steps:
+            steps += f" ({args.steps} requested, rounded up to whole iterations)"
+        return (
+            f"{steps}, dynamics log-likelihood {metrics['dynamics_log_likelihood']:.3f}, "
+            f"intrinsic reward {metrics['intrinsic_reward']:.3f}, skill distinctness "
+            f"{metrics['skill_distinctness']:.1f}"
+        )
+
     return emit_package(
         args,
         path,
-        lambda m: (
-            f"{m['steps']} steps, dynamics log-likelihood "
-            f"{m['dynamics_log_likelihood']:.3f}, intrinsic reward {m['intrinsic_reward']:.3f}, "
-            f"skill distinctness {m['skill_distinctness']:.1f}"
-        ),
+        describe,
         plot=str(path / "skills.png"),
+        steps_requested=args.steps,
     )
 
 
@@ -52,16 +94,27 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
     dads.add_argument("--env", default=defaults.env_id, help="environment id")
     dads.add_argument(
-        "--latent-dim", type=int, default=defaults.latent_dim, help="skill dimension dz"
+        "--latent-dim",
+        type=count_type(MAX_LATENT_DIM),
+        default=defaults.latent_dim,
+        help=f"skill dimension dz (1..{MAX_LATENT_DIM})",
     )
-    dads.add_argument("--steps", type=int, default=defaults.steps, help="policy steps in total")
-    dads.add_argument("--out", required=True, help="package directory (checkpoints inside)")
-    dads.add_argument("--seed", type=int, default=defaults.seed)
-    dads.add_argument("--name", default="dads-skills", help="package name in the registry")
+    per_iteration = defaults.num_envs * defaults.episode_length
     dads.add_argument(
-        "--num-envs", type=int, default=defaults.num_envs, help="environments side by side"
+        "--steps",
+        type=TRAIN_STEPS,
+        default=defaults.steps,
+        help="policy steps in total, rounded up to whole iterations of --num-envs x "
+        f"{defaults.episode_length} steps ({per_iteration} by default); the report gives both",
+    )
+    add_package_flags(dads, "dads-skills")
+    dads.add_argument("--seed", type=SEED, default=defaults.seed)
+    dads.add_argument(
+        "--num-envs",
+        type=count_type(MAX_NUM_ENVS),
+        default=defaults.num_envs,
+        help="environments side by side",
     )
     dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
     dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
-    dads.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     dads.set_defaults(func=cmd_train_dads)

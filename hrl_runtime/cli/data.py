@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hrl_runtime.cli.common import WithJson, command_line, emit, show_progress
+from hrl_runtime import checks
+from hrl_runtime.cli.common import (
+    EPISODES,
+    SEED,
+    WithJson,
+    add_force_flag,
+    command_line,
+    count_type,
+    emit,
+    show_progress,
+)
 from hrl_runtime.errors import ConfigError
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
     import envs  # MuJoCo loads only when collecting
 
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    out = checks.output_file(args.out, "--out", suffixes=(".h5", ".hdf5"), force=args.force)
     try:
         config = envs.CollectConfig(
             env_id=args.env,
@@ -26,7 +35,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    path = dataset.save(args.out)
+    path = dataset.save(out)
     payload = {
         "path": str(path),
         "episodes": dataset.num_episodes,
@@ -42,10 +51,15 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     """``hrl collect``."""
     collect = with_json(commands.add_parser("collect", help="record scripted offline data"))
     collect.add_argument("--env", default="hrl/PointMaze-v0")
-    collect.add_argument("--episodes", type=int, required=True)
-    collect.add_argument("--out", required=True, help="HDF5 file to write")
-    collect.add_argument("--seed", type=int, default=0)
     collect.add_argument(
-        "--max-goal-cells", type=int, help="goals within this many cells of the start"
+        "--episodes", type=EPISODES, required=True, help=f"1..{checks.MAX_EPISODES}"
+    )
+    collect.add_argument("--out", required=True, help="HDF5 file to write (.h5 or .hdf5)")
+    add_force_flag(collect, "the --out file")
+    collect.add_argument("--seed", type=SEED, default=0)
+    collect.add_argument(
+        "--max-goal-cells",
+        type=count_type(10_000),
+        help="goals within this many cells of the start",
     )
     collect.set_defaults(func=cmd_collect)

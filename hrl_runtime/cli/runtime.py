@@ -9,8 +9,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hrl_runtime.cli.common import WithJson, emit, ms, show_progress
-from hrl_runtime.errors import ConfigError
+from hrl_runtime import checks
+from hrl_runtime.cli.common import (
+    THREADS,
+    WithJson,
+    add_force_flag,
+    count_type,
+    emit,
+    ms,
+    positive_type,
+    show_progress,
+)
 from hrl_runtime.serving.server import PolicyServer, ServerConfig
 
 
@@ -40,13 +49,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``hrl run``: exit status 0 when the task succeeds, 1 when it fails, 2 on bad input."""
     from hrl_runtime.taskfiles import load_task, plot_task, run_task
 
+    plot = None
+    if args.plot is not None:  # checked before the task runs
+        plot = checks.output_file(args.plot, "--plot", suffixes=(".png",), force=args.force)
     task = load_task(args.task)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     report = run_task(task, progress=show_progress(), threads=args.threads)
     payload = report.to_json()
-    if args.plot:
-        payload["plot"] = str(plot_task(report, args.plot))
+    if plot is not None:
+        payload["plot"] = str(plot_task(report, plot))
     text = _task_text(payload) + (f"\nwrote {payload['plot']}" if args.plot else "")
     emit(args, payload, text)
     return 0 if report.success else 1
@@ -54,8 +64,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- hrl serve -------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -79,24 +87,30 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     """``hrl run`` and ``hrl serve``."""
     run = with_json(commands.add_parser("run", help="run a long-horizon task file"))
     run.add_argument("task", help="task file (.toml) or a shipped example's name")
-    run.add_argument("--plot", help="write a PNG of the run here")
+    run.add_argument("--plot", help="write a PNG of the run here (a .png file)")
+    add_force_flag(run, "the --plot file")
     run.add_argument(
-        "--threads", type=int, help="planner threads (default: one fewer than the cores)"
+        "--threads", type=THREADS, help="planner threads (default: one fewer than the cores)"
     )
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="serve skills to an external control loop (ZeroMQ)")
     server = ServerConfig()
-    serve.add_argument("--port", type=int, default=server.port, help="TCP port (default 5555)")
+    serve.add_argument(
+        "--port", type=count_type(65_535), default=server.port, help="TCP port (default 5555)"
+    )
     serve.add_argument("--host", default=server.host, help="interface (default: loopback only)")
     serve.add_argument("--skill", help="default skill for init (NAME[@VERSION] or directory)")
     serve.add_argument(
         "--planner", default=server.planner, help="default high level: mppi or sequence"
     )
     serve.add_argument(
-        "--rate", type=float, default=1.0 / server.control_period_s, help="control rate, Hz"
+        "--rate",
+        type=positive_type(checks.MAX_RATE_HZ),
+        default=1.0 / server.control_period_s,
+        help=f"control rate, Hz (at most {checks.MAX_RATE_HZ:g})",
     )
     serve.add_argument(
-        "--threads", type=int, help="planner threads (default: one fewer than the cores)"
+        "--threads", type=THREADS, help="planner threads (default: one fewer than the cores)"
     )
     serve.set_defaults(func=cmd_serve)

@@ -4,26 +4,39 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from hrl_runtime import checks
 from hrl_runtime.cli.common import (
+    EPISODES,
+    SEED,
+    THREADS,
+    TRAIN_STEPS,
     WithJson,
     add_loop_flags,
+    add_package_flags,
+    check_package_target,
     command_line,
+    count_type,
     emit,
     emit_package,
     load_dataset,
+    make_env,
     show_progress,
 )
-from hrl_runtime.errors import ConfigError
 from hrl_runtime.registry import load_skill
-from skill_library.spirl.config import SkillModelConfig, SkillTrainingConfig, SPiRLConfig
+from hrl_runtime.skill import check_compatible
+from skill_library.spirl.config import (
+    MAX_HORIZON,
+    MAX_LATENT_DIM,
+    SkillModelConfig,
+    SkillTrainingConfig,
+    SPiRLConfig,
+)
+
+BETA = checks.argparse_type(checks.real, low=0.0, high=1e6, fix="give a finite weight >= 0")
 
 
 def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
-    from skill_library.spirl.train import train_skill_model  # torch: only when training
-
-    dataset = load_dataset(args.dataset)
     config = SkillTrainingConfig(
         model=SkillModelConfig(
             horizon=args.horizon, latent_dim=args.latent_dim, closed_loop=not args.open_loop
@@ -32,11 +45,17 @@ def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
         updates=args.updates,
         seed=args.seed,
     )
+    config.validate()
+    out = check_package_target(args)  # --out, --name, --version: before any training
+    dataset = load_dataset(args.dataset)
+    from skill_library.spirl.train import train_skill_model  # torch: only when training
+
     path = train_skill_model(
         dataset,
         config,
-        Path(args.out),
+        out,
         name=args.name,
+        version=args.version,
         command=command_line(args),
         resume=args.resume,
         progress=show_progress(),
@@ -52,13 +71,20 @@ def cmd_train_spirl_skills(args: argparse.Namespace) -> int:
 
 
 def cmd_train_spirl(args: argparse.Namespace) -> int:
+    config = SPiRLConfig(env_steps=args.steps, method=args.method, seed=args.seed)
+    config.validate()
+    out = check_package_target(args)  # --out, --name, --version: before any training
+    skill = load_skill(args.skill)
+    env = make_env(args.env)
+    try:  # a skill made for another environment is refused before training
+        check_compatible(skill, env, args.env)
+    finally:
+        env.close()
     from skill_library.spirl.downstream import SPiRLTrainer  # torch: only when training
 
-    skill = load_skill(args.skill)
-    config = SPiRLConfig(env_steps=args.steps, method=args.method, seed=args.seed)
     trainer = SPiRLTrainer(skill, args.env, config)
     curve = trainer.train(progress=show_progress())
-    path = trainer.package(Path(args.out), name=args.name, command=command_line(args))
+    path = trainer.package(out, name=args.name, command=command_line(args), version=args.version)
     emit(
         args,
         {"package": str(path), "final": curve[-1]},
@@ -68,12 +94,8 @@ def cmd_train_spirl(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     from hrl_runtime.experiments.policy_eval import evaluate_policy
 
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     report = evaluate_policy(
         args.policy,
         args.env,
@@ -95,11 +117,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_compare_spirl(args: argparse.Namespace) -> int:
     from hrl_runtime.experiments.spirl_compare import run_comparison
 
-    if args.steps < 1 or not args.seeds:
-        raise ConfigError("--steps must be >= 1 and --seeds needs at least one seed")
+    out = checks.output_dir(args.out, "--out", may_exist=True)  # before any run
     load_skill(args.skill)  # refuse a missing or broken skill before spawning runs
     report = run_comparison(
-        args.skill, args.env, args.steps, args.seeds, Path(args.out), jobs=args.jobs,
+        args.skill, args.env, args.steps, args.seeds, out, jobs=args.jobs,
         progress=show_progress(),
     )  # fmt: skip
     lines = [f"{'method':12} {'final success per seed':28} mean"]
@@ -116,17 +137,25 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     defaults = SkillTrainingConfig()
     skills = with_json(algorithms.add_parser("spirl-skills", help="SPiRL skills and prior"))
     skills.add_argument("--dataset", required=True, help="HDF5 file from `hrl collect`")
-    skills.add_argument("--out", required=True, help="package directory")
-    skills.add_argument("--name", default="spirl-skills", help="package name")
+    add_package_flags(skills, "spirl-skills")
     skills.add_argument(
-        "--horizon", type=int, default=defaults.model.horizon, help="H, actions per skill"
+        "--horizon",
+        type=count_type(MAX_HORIZON),
+        default=defaults.model.horizon,
+        help=f"H, actions per skill (1..{MAX_HORIZON})",
     )
-    skills.add_argument("--latent-dim", type=int, default=defaults.model.latent_dim, help="dz")
-    skills.add_argument("--beta", type=float, default=defaults.beta, help="KL weight")
-    skills.add_argument("--updates", type=int, default=defaults.updates, help="gradient steps")
+    skills.add_argument(
+        "--latent-dim",
+        type=count_type(MAX_LATENT_DIM),
+        default=defaults.model.latent_dim,
+        help=f"dz (1..{MAX_LATENT_DIM})",
+    )
+    skills.add_argument("--beta", type=BETA, default=defaults.beta, help="KL weight (>= 0)")
+    skills.add_argument(
+        "--updates", type=TRAIN_STEPS, default=defaults.updates, help="gradient steps"
+    )
     skills.add_argument("--open-loop", action="store_true", help="decoder p(a_1..a_H | z)")
-    skills.add_argument("--seed", type=int, default=defaults.seed)
-    skills.add_argument("--resume", action="store_true")
+    skills.add_argument("--seed", type=SEED, default=defaults.seed)
     skills.set_defaults(func=cmd_train_spirl_skills)
 
     spirl = with_json(algorithms.add_parser("spirl", help="SPiRL high-level policy"))
@@ -134,17 +163,16 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     spirl.add_argument("--env", required=True, help="downstream task")
     downstream = SPiRLConfig()
     spirl.add_argument(
-        "--steps", type=int, default=downstream.env_steps, help="control-step budget"
+        "--steps", type=TRAIN_STEPS, default=downstream.env_steps, help="control-step budget"
     )
-    spirl.add_argument("--out", required=True, help="policy package directory")
-    spirl.add_argument("--name", default="spirl-policy", help="package name")
+    add_package_flags(spirl, "spirl-policy", resume=False)
     spirl.add_argument(
         "--method",
         choices=("spirl", "skill_sac"),
         default=downstream.method,
         help="with or without prior",
     )
-    spirl.add_argument("--seed", type=int, default=downstream.seed)
+    spirl.add_argument("--seed", type=SEED, default=downstream.seed)
     spirl.set_defaults(func=cmd_train_spirl)
 
 
@@ -157,8 +185,8 @@ def add_commands(
     evaluate = with_json(commands.add_parser("eval", help="evaluate a high-level policy"))
     evaluate.add_argument("--policy", required=True, help="policy package NAME[@VERSION]")
     evaluate.add_argument("--env", required=True)
-    evaluate.add_argument("--episodes", type=int, default=20)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--episodes", type=EPISODES, default=20)
+    evaluate.add_argument("--seed", type=SEED, default=0)
     evaluate.add_argument("--skill", help="override the skill the policy names")
     add_loop_flags(evaluate)
     evaluate.set_defaults(func=cmd_eval)
@@ -169,9 +197,9 @@ def add_commands(
     spirl.add_argument("--skill", default="spirl-maze", help="skill with a prior")
     spirl.add_argument("--env", default="hrl/PointMazeFar-v0")
     spirl.add_argument(
-        "--steps", type=int, default=SPiRLConfig().env_steps, help="control steps per run"
+        "--steps", type=TRAIN_STEPS, default=SPiRLConfig().env_steps, help="control steps per run"
     )
-    spirl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    spirl.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    spirl.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
+    spirl.add_argument("--jobs", type=THREADS, default=2, help="runs side by side")
     spirl.add_argument("--out", default="runs/spirl-compare")
     spirl.set_defaults(func=cmd_compare_spirl)

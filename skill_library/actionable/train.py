@@ -219,6 +219,7 @@ def train_actionable(
     out_dir: Path,
     *,
     name: str = "am-skill",
+    version: str = "1.0.0",
     command: str = "",
     resume: bool = False,
     progress: bool = True,
@@ -230,6 +231,7 @@ def train_actionable(
         config: training settings.
         out_dir: package directory (``checkpoint/`` and ``tensorboard/`` inside).
         name: package name.
+        version: package version.
         command: the command line, for the manifest (by default this process's arguments).
         resume: continue from ``out_dir/checkpoint`` if present (only ``steps`` may differ
             from the checkpoint's configuration).
@@ -244,7 +246,15 @@ def train_actionable(
     torch.manual_seed(config.seed)
     relabeler, network = build_network(dataset, config)
     learner = _QLearner(network, config, rng)
-    run = TrainingRun(config, out_dir, tag="am", budget="steps", command=command, progress=progress)
+    run = TrainingRun(
+        config,
+        out_dir,
+        tag="am",
+        budget="steps",
+        command=command,
+        progress=progress,
+        version=version,
+    )
     state = run.resume() if resume else None
     if state is not None:
         learner.restore(state)

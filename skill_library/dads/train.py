@@ -251,7 +251,13 @@ class DADSTrainer:
         return metrics
 
     # --- the run ---------------------------------------------------------------------------
-    def train(self, resume: bool = False, progress: bool = True, name: str = "dads-skills") -> Path:
+    def train(
+        self,
+        resume: bool = False,
+        progress: bool = True,
+        name: str = "dads-skills",
+        version: str = "1.0.0",
+    ) -> Path:
         """Trains to ``config.steps`` policy steps and writes the skill package.
 
         Args:
@@ -259,9 +265,11 @@ class DADSTrainer:
                 differ from the checkpoint's configuration).
             progress: show a progress bar.
             name: package name.
+            version: package version.
 
         Raises:
-            ConfigError: the checkpoint was made with another configuration.
+            ConfigError: the checkpoint was made with another configuration, or the weights
+                are not finite.
         """
         run = TrainingRun(
             self.config,
@@ -287,7 +295,7 @@ class DADSTrainer:
                 if self.iteration % self.config.checkpoint_every == 0:
                     run.save(self.state())
         run.save(self.state())
-        return self.package(run, name=name)
+        return self.package(run, name=name, version=version)
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint holds besides the config and the history."""

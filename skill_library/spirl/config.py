@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from hrl_runtime.errors import ConfigError
+
+MAX_HORIZON = 1000
+"""Longest skill (actions per skill H)."""
+MAX_LATENT_DIM = 1024
+"""Largest skill embedding dz."""
+
+
+def _refuse_first(owner: str, checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{owner}: {message}")
+
+
+def _finite(value: float, low: float, low_open: bool = False) -> bool:
+    return math.isfinite(value) and (value > low if low_open else value >= low)
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,28 @@ class SkillTrainingConfig:
     checkpoint_every: int = 1000
     """Updates between checkpoints."""
 
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad field (before any data is read)."""
+        model = self.model
+        _refuse_first(
+            "SkillTrainingConfig",
+            [
+                (1 <= model.horizon <= MAX_HORIZON, f"horizon must be in 1..{MAX_HORIZON}"),
+                (
+                    1 <= model.latent_dim <= MAX_LATENT_DIM,
+                    f"latent_dim must be in 1..{MAX_LATENT_DIM}",
+                ),
+                (all(w >= 1 for w in model.hidden), "hidden widths must be >= 1"),
+                (_finite(self.beta, 0.0), f"beta must be finite and >= 0, got {self.beta}"),
+                (self.updates >= 1, "updates must be >= 1"),
+                (self.batch_size >= 1, "batch_size must be >= 1"),
+                (_finite(self.learning_rate, 0.0, True), "learning_rate must be finite, > 0"),
+                (0.0 <= self.validation_fraction < 1.0, "validation_fraction must be in [0, 1)"),
+                (_finite(self.command_bound, 0.0, True), "command_bound must be finite, > 0"),
+                (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+            ],
+        )
+
 
 @dataclass(frozen=True)
 class SPiRLConfig:
@@ -79,3 +119,27 @@ class SPiRLConfig:
     """Episodes per evaluation."""
     seed: int = 0
     """Seed of everything."""
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad field."""
+        _refuse_first(
+            "SPiRLConfig",
+            [
+                (self.env_steps >= 1, "env_steps must be >= 1"),
+                (
+                    self.method in ("spirl", "skill_sac", "flat_sac"),
+                    "method must be spirl, skill_sac or flat_sac",
+                ),
+                (_finite(self.target_divergence, 0.0, True), "target_divergence must be > 0"),
+                (_finite(self.learning_rate, 0.0, True), "learning_rate must be finite, > 0"),
+                (0.0 <= self.discount <= 1.0, "discount must be in [0, 1]"),
+                (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
+                (_finite(self.initial_alpha, 0.0, True), "initial_alpha must be finite, > 0"),
+                (self.batch_size >= 1, "batch_size must be >= 1"),
+                (self.warmup >= 0, "warmup must be >= 0"),
+                (self.updates_per_step >= 1, "updates_per_step must be >= 1"),
+                (self.flat_action_repeat >= 1, "flat_action_repeat must be >= 1"),
+                (self.eval_every >= 1, "eval_every must be >= 1"),
+                (self.eval_episodes >= 1, "eval_episodes must be >= 1"),
+            ],
+        )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from hrl_runtime.errors import IncompatibleError
-from hrl_runtime.skill import Skill
+from hrl_runtime.skill import Skill, check_compatible
 from skill_library.replay import ReplayBuffer
 from skill_library.run import TrainingRun, save_package
 from skill_library.spirl.config import SPiRLConfig
@@ -56,18 +56,23 @@ class SPiRLTrainer:
         config: settings.
 
     Raises:
-        IncompatibleError: an unknown method, or a skill that cannot serve it.
+        ConfigError: a config field out of range (:meth:`SPiRLConfig.validate`).
+        IncompatibleError: an unknown method, or a skill that cannot serve it or does not fit
+            the environment's observations and actions.
     """
 
     def __init__(self, skill: Skill | None, env_id: str, config: SPiRLConfig):
         import envs
 
+        config.validate()
         _check_method(skill, config)
         self.config, self.skill, self.env_id = config, skill, env_id
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.env = envs.make_env(env_id)
         self.eval_env = envs.make_env(env_id)
+        if skill is not None and config.method != "flat_sac":
+            check_compatible(skill, self.env, env_id)
         obs_dim = self.env.observation_space.shape[0]
         low_level = None if config.method == "flat_sac" else skill
         if low_level is None:
@@ -192,12 +197,15 @@ class SPiRLTrainer:
             self.skill.hold_steps,
         )
 
-    def package(self, out_dir: Path | str, *, name: str, command: str = "") -> Path:
+    def package(
+        self, out_dir: Path | str, *, name: str, command: str = "", version: str = "1.0.0"
+    ) -> Path:
         """Writes :meth:`make_policy` as a package with the learning curve as its metrics.
 
         Args:
             out_dir: the package directory.
             name: package name.
+            version: package version.
             command: the command line, for the manifest (by default this process's arguments).
         """
         policy = self.make_policy()
@@ -205,6 +213,7 @@ class SPiRLTrainer:
             policy,
             out_dir,
             name=name,
+            version=version,
             description=(
                 f"{self.config.method} high-level policy over {policy.skill_ref} on {self.env_id}"
             ),

@@ -46,6 +46,7 @@ def train_skill_model(
     out_dir: Path,
     *,
     name: str = "spirl-skills",
+    version: str = "1.0.0",
     command: str = "",
     resume: bool = False,
     progress: bool = True,
@@ -57,6 +58,7 @@ def train_skill_model(
         config: training settings.
         out_dir: package directory (checkpoints and TensorBoard scalars inside).
         name: package name.
+        version: package version.
         command: the command line, for the manifest (by default this process's arguments).
         resume: continue from ``out_dir/checkpoint`` if present (only ``updates`` may differ
             from the checkpoint's configuration).
@@ -66,6 +68,7 @@ def train_skill_model(
         ConfigError: a dataset without an episode of H steps, or a checkpoint made with another
             configuration.
     """
+    config.validate()
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     train, validation = split_windows(dataset, config, rng)
@@ -79,6 +82,7 @@ def train_skill_model(
         unit="update",
         command=command,
         progress=progress,
+        version=version,
     )
     state = run.resume() if resume else None
     if state is not None:
