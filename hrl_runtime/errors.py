@@ -6,6 +6,15 @@ into a one-line message and exit status 2.
 
 from __future__ import annotations
 
+MAX_PART = 300
+"""Characters of a path, field or problem kept in a :class:`PackageError`'s one-line message."""
+
+
+def one_line(text: object, limit: int = MAX_PART) -> str:
+    """``text`` on one line, cut to ``limit`` characters (with the length it had)."""
+    flat = " ".join(str(text).splitlines())
+    return flat if len(flat) <= limit else f"{flat[: limit - 30]}... ({len(flat)} characters)"
+
 
 class HrlError(Exception):
     """Base class for errors caused by input the user can fix."""
@@ -26,14 +35,14 @@ class PackageError(HrlError):
     """
 
     def __init__(self, path: object, problem: str, *, field: str | None = None, fix: str = ""):
-        self.path = str(path)
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        where = f"{self.path}" + (f" [{field}]" if field else "")
-        message = f"{where}: {problem}"
-        if fix:
-            message += f"; {fix}"
+        self.path = one_line(path)
+        self.field = None if field is None else one_line(field, 120)
+        self.problem = one_line(problem)
+        self.fix = one_line(fix, 200)
+        where = self.path + (f" [{self.field}]" if self.field else "")
+        message = f"{where}: {self.problem}"
+        if self.fix:
+            message += f"; {self.fix}"
         super().__init__(message)
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,18 @@ import numpy as np
 import platformdirs
 from safetensors.numpy import save_file
 
-from hrl_runtime.errors import IncompatibleError, PackageError, UnknownSkillError
+from hrl_runtime.checks import shorten
+from hrl_runtime.errors import HrlError, IncompatibleError, PackageError, UnknownSkillError
 from hrl_runtime.manifest import (
     FORMAT_VERSION,
     MANIFEST,
     NAME_PATTERN,
     VERSION_PATTERN,
+    parse_manifest,
     read_manifest,
     read_weights,
     sha256_of,
+    validate_manifest,
 )
 from hrl_runtime.skill import PackageContents, Packaged, Skill
 from hrl_runtime.spaces import box_from_json, box_to_json
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "hrl_runtime.skills"
 
 _KINDS: dict[str, type[Packaged]] = {}
+_BROKEN: dict[str, str] = {}
+_REPORTED: set[str] = set()
 
 
 def register_kind(cls: type[Packaged]) -> type[Packaged]:
@@ -63,18 +68,72 @@ def register_kind(cls: type[Packaged]) -> type[Packaged]:
 
 
 def known_kinds() -> dict[str, type[Packaged]]:
-    """All kinds: registered in-process plus those advertised by entry points."""
+    """All kinds: registered in-process plus those advertised by entry points.
+
+    A broken entry point (its module fails to import, or its class's ``kind`` differs from the
+    entry's name) is isolated to the kind it declares: the other kinds load, and the reason is
+    kept for the packages of that kind (:func:`broken_kinds`).
+    """
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in _KINDS:
+        if entry.name in _KINDS or entry.name in _BROKEN:
             continue
-        cls = entry.load()
-        if getattr(cls, "kind", None) != entry.name:
-            raise ValueError(
-                f"entry point {entry.value!r} in group {ENTRY_POINT_GROUP} is named "
-                f"{entry.name!r} but its class declares kind {getattr(cls, 'kind', None)!r}"
-            )
-        register_kind(cls)
+        reason = _register_entry_point(entry)
+        if reason:
+            _BROKEN[entry.name] = reason
+            logger.warning("package kind %r is unavailable: %s", entry.name, reason)
     return dict(_KINDS)
+
+
+def broken_kinds() -> dict[str, str]:
+    """Kind -> why its entry point could not be used (see :func:`known_kinds`)."""
+    known_kinds()
+    return dict(_BROKEN)
+
+
+def _register_entry_point(entry: EntryPoint) -> str:
+    """Registers one entry point's class; returns why it could not be, or ``""``."""
+    where = f"entry point {shorten(entry.value, 80)} in group {ENTRY_POINT_GROUP}"
+    try:
+        cls = entry.load()
+    except Exception as error:  # third-party code may raise anything on import; kept, reported
+        return f"{where} failed to load ({type(error).__name__}: {shorten(str(error), 120)})"
+    declared = getattr(cls, "kind", None)
+    if not (isinstance(cls, type) and issubclass(cls, Packaged)):
+        return f"{where} names {shorten(cls, 80)}, which is not a Packaged class"
+    if declared != entry.name:
+        return (
+            f"{where} is named {shorten(entry.name, 60)} but its class declares kind "
+            f"{shorten(declared, 60)}; make the entry point's name equal the class's kind"
+        )
+    try:
+        register_kind(cls)
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
+def kind_class(manifest: dict[str, Any], path: Path) -> type[Packaged]:
+    """The class of a manifest's ``kind``.
+
+    Raises:
+        PackageError: the kind is unknown, or its entry point is broken (with the reason).
+    """
+    kinds, kind = known_kinds(), manifest["kind"]
+    if kind in _KINDS:
+        return kinds[kind]
+    if kind in _BROKEN:
+        raise PackageError(
+            path,
+            f"kind {kind!r} is unavailable: {_BROKEN[kind]}",
+            field="kind",
+            fix="fix or reinstall the package that provides it",
+        )
+    raise PackageError(
+        path,
+        f"unknown kind {shorten(kind, 100)} (known: {', '.join(sorted(kinds))})",
+        field="kind",
+        fix=f"install the package that provides it (entry-point group {ENTRY_POINT_GROUP})",
+    )
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -97,6 +156,38 @@ class PackageEntry:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class InvalidPackage:
+    """A directory on the search path that holds a manifest but is not a valid package."""
+
+    path: Path
+    source: str
+    name: str
+    """The name its manifest gives, when it reads as a string, else the directory's name."""
+    error: PackageError
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+def is_explicit_path(ref: str | Path) -> bool:
+    """True when ``ref`` names a directory rather than a package on the search path."""
+    if isinstance(ref, Path):
+        return True
+    separators = [os.sep, "/", *([os.altsep] if os.altsep else [])]
+    return any(sep in ref for sep in separators) or ref.startswith((".", "~"))
+
+
+def _package_directories(root: Path) -> list[Path]:
+    """The directories of ``root`` that hold a ``skill.json`` (or a link by that name)."""
+    try:
+        children = sorted(root.iterdir()) if root.is_dir() else []
+    except OSError as error:
+        logger.warning("cannot list %s on the skill search path: %s", root, error)
+        return []
+    return [p for p in children if p.is_dir() and os.path.lexists(p / MANIFEST)]
 
 
 def default_search_path() -> list[tuple[str, Path]]:
@@ -127,21 +218,28 @@ class SkillRegistry:
         else:
             self.roots = [("custom", Path(p)) for p in search_path]
 
-    def entries(self) -> tuple[list[PackageEntry], list[PackageError]]:
-        """Every package on the search path, and the errors of the directories that did not read.
+    def entries(self) -> tuple[list[PackageEntry], list[InvalidPackage]]:
+        """Every package on the search path, and every directory that is not a valid package.
 
-        A directory is a package when it holds ``skill.json``; roots are scanned one level deep.
+        A directory is a package when it holds ``skill.json`` (a link there counts, and is
+        refused); roots are scanned one level deep. Each invalid package is logged once per
+        process and returned with its reason, so the valid ones are still served.
         """
         found: list[PackageEntry] = []
-        errors: list[PackageError] = []
+        invalid: list[InvalidPackage] = []
         for source, root in self.roots:
-            if not root.is_dir():
-                continue
-            for directory in sorted(p for p in root.iterdir() if (p / MANIFEST).exists()):
+            for directory in _package_directories(root):
                 try:
-                    manifest = read_manifest(directory)
+                    manifest = parse_manifest(directory)
                 except PackageError as error:
-                    errors.append(error)
+                    invalid.append(InvalidPackage(directory, source, directory.name, error))
+                    continue
+                raw_name = manifest.get("name")
+                hint = raw_name if isinstance(raw_name, str) else directory.name
+                try:
+                    validate_manifest(directory / MANIFEST, manifest)
+                except PackageError as error:
+                    invalid.append(InvalidPackage(directory, source, hint, error))
                     continue
                 found.append(
                     PackageEntry(
@@ -154,30 +252,37 @@ class SkillRegistry:
                         manifest=manifest,
                     )
                 )
-        return found, errors
+        for bad in invalid:
+            if str(bad.path) not in _REPORTED:
+                _REPORTED.add(str(bad.path))
+                logger.warning("skipping invalid package: %s", bad.error)
+        return found, invalid
 
     def list(self) -> list[PackageEntry]:
-        """Packages that read, sorted by name then version."""
-        found, errors = self.entries()
-        for error in errors:
-            logger.warning("skipping unreadable package: %s", error)
+        """Valid packages, sorted by name then version (invalid ones are logged once)."""
+        found, _ = self.entries()
         return sorted(found, key=lambda e: (e.name, version_key(e.version)))
 
     def resolve(self, ref: str) -> PackageEntry:
-        """Finds ``name`` (highest version) or ``name@version``.
+        """Finds ``name`` (highest version) or ``name@version`` on the search path.
 
         Raises:
+            PackageError: the only package of that name is invalid (with its reason), or the
+                same name@version is in two places.
             UnknownSkillError: nothing matches.
-            PackageError: the same name@version is in two places.
         """
         name, _, version = ref.partition("@")
-        found, _ = self.entries()
+        found, invalid = self.entries()
         matches = [e for e in found if e.name == name and (not version or e.version == version)]
         if not matches:
+            for bad in invalid:
+                if name in (bad.name, bad.path.name):
+                    raise bad.error
             known = sorted({e.ref for e in found})
             raise UnknownSkillError(
-                f"no package {ref!r} on the search path (known: {', '.join(known) or 'none'}); "
-                "check the name with `hrl skills list`, or add its directory to $HRL_SKILLS_PATH"
+                f"no package {shorten(ref, 120)} on the search path (known: "
+                f"{', '.join(known) or 'none'}); check the name with `hrl skills list`, or add "
+                "the directory that holds the package's directory to $HRL_SKILLS_PATH"
             )
         best = max(version_key(e.version) for e in matches)
         chosen = [e for e in matches if version_key(e.version) == best]
@@ -192,9 +297,14 @@ class SkillRegistry:
         return chosen[0]
 
     def load(self, ref: str | Path) -> Packaged:
-        """Loads ``name``, ``name@version`` or a package directory, verifying it first."""
-        if isinstance(ref, Path) or os.sep in str(ref) or Path(ref, MANIFEST).exists():
-            return load_package(Path(ref))
+        """Loads ``name``, ``name@version`` or a package directory, verifying it first.
+
+        A bare name is looked up on the search path only, never in the current directory; a
+        directory is meant when ``ref`` is a :class:`~pathlib.Path` or a string holding a path
+        separator or starting with ``.`` or ``~`` (``./my-skill``, ``~/skills/x``).
+        """
+        if is_explicit_path(ref):
+            return load_package(Path(ref).expanduser())
         return load_package(self.resolve(str(ref)).path)
 
     def save(
@@ -266,55 +376,80 @@ class SkillRegistry:
         return directory
 
 
-def load_package(directory: Path) -> Packaged:
-    """Verifies and loads the package in ``directory``.
+def check_package(directory: Path) -> tuple[type[Packaged], PackageContents]:
+    """Everything ``load`` checks, without building anything: the manifest's schema, the kind,
+    the weight files (links, hashes, names, shapes, dtypes, finite values), then the kind's
+    :meth:`~hrl_runtime.skill.Packaged.check_package` (its config against the spaces and shapes).
 
-    Raises:
-        PackageError: anything that does not verify (see :func:`read_manifest`,
-            :func:`read_weights`) or an unknown kind.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    kinds = known_kinds()
-    cls = kinds.get(manifest["kind"])
-    if cls is None:
-        raise PackageError(
-            directory / MANIFEST,
-            f"unknown kind {manifest['kind']!r} (known: {', '.join(sorted(kinds))})",
-            field="kind",
-            fix=f"install the package that provides it (entry-point group {ENTRY_POINT_GROUP})",
-        )
-    spaces = {key: box_from_json(spec, f"spaces.{key}") for key, spec in manifest["spaces"].items()}
-    tensors = read_weights(directory, manifest)
-    contents = PackageContents(
-        path=str(directory), manifest=manifest, spaces=spaces, tensors=tensors
-    )
-    obj = cls.from_package(contents)
-    if isinstance(obj, Skill):
-        obj.name, obj.version = manifest["name"], manifest["version"]
-    return obj
-
-
-def verify_package(directory: Path) -> dict[str, Any]:
-    """Checks a package without building it; returns a JSON-ready report.
+    Returns:
+        The kind's class and the verified contents, tensors included.
 
     Raises:
         PackageError: the first problem found.
     """
-    manifest = read_manifest(Path(directory))
-    tensors = read_weights(Path(directory), manifest)
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    cls = kind_class(manifest, directory / MANIFEST)
+    spaces = {key: box_from_json(spec, f"spaces.{key}") for key, spec in manifest["spaces"].items()}
+    tensors = read_weights(directory, manifest)
+    contents = PackageContents(str(directory), manifest, spaces, tensors)
+    _guarded(cls, "check", lambda: cls.check_package(contents), contents)
+    return cls, contents
+
+
+def load_package(directory: Path) -> Packaged:
+    """Verifies (:func:`check_package`) and loads the package in ``directory``.
+
+    Raises:
+        PackageError: anything that does not verify, or a package its kind cannot build.
+    """
+    cls, contents = check_package(directory)
+    obj = _guarded(cls, "build", lambda: cls.from_package(contents), contents)
+    if isinstance(obj, Skill):
+        obj.name, obj.version = contents.manifest["name"], contents.manifest["version"]
+    return obj
+
+
+def _guarded(cls: type[Packaged], action: str, call: Any, contents: PackageContents) -> Any:
+    """Runs a kind's hook; an error that is not an :class:`HrlError` becomes a PackageError.
+
+    A kind whose ``check_package`` misses a case would otherwise fail deep inside a network
+    constructor with a KeyError, TypeError or size mismatch that names no file.
+    """
+    try:
+        return call()
+    except HrlError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+        raise PackageError(
+            contents.manifest_path,
+            f"kind {cls.kind!r} could not {action} this package's config "
+            f"({type(error).__name__}: {shorten(str(error), 160)})",
+            field="config",
+            fix=f"re-export the package, or make {cls.__qualname__}.check_package refuse it",
+        ) from error
+
+
+def verify_package(directory: Path) -> dict[str, Any]:
+    """Runs every check ``load`` runs (:func:`check_package`); returns a JSON-ready report.
+
+    Raises:
+        PackageError: the first problem found.
+    """
+    _, contents = check_package(Path(directory))
+    manifest = contents.manifest
     return {
         "path": str(directory),
         "name": manifest["name"],
         "version": manifest["version"],
         "kind": manifest["kind"],
-        "kind_known": manifest["kind"] in known_kinds(),
+        "kind_known": True,
         "files": {
             f"{stem}.safetensors": {
                 "tensors": len(t),
                 "parameters": int(sum(a.size for a in t.values())),
             }
-            for stem, t in tensors.items()
+            for stem, t in contents.tensors.items()
         },
         "ok": True,
     }

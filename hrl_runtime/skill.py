@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.spaces import Box
 
-from hrl_runtime.errors import IncompatibleError
+from hrl_runtime.errors import IncompatibleError, PackageError
+from hrl_runtime.package_schema import MANIFEST, Fields
 
 COMPONENTS = ("dynamics", "prior", "value")
 
@@ -98,6 +100,11 @@ class SkillValue(ABC):
 class PackageContents:
     """What the registry read and verified from a package directory.
 
+    The registry fills it once the manifest and every weight file verified (hashes, and tensor
+    names, shapes and dtypes equal to what the manifest lists); a kind's
+    :meth:`Packaged.check_package` then checks its config against it before
+    :meth:`Packaged.from_package` builds anything.
+
     Attributes:
         path: the package directory.
         manifest: the parsed ``skill.json``.
@@ -115,11 +122,82 @@ class PackageContents:
         """The kind-specific configuration stored in the manifest."""
         return self.manifest.get("config", {})
 
+    @property
+    def manifest_path(self) -> Path:
+        """The package's ``skill.json``."""
+        return Path(self.path) / MANIFEST
+
+    def config_fields(self, fix: str = "re-export the package with SkillRegistry.save") -> Fields:
+        """The ``config`` object as :class:`~hrl_runtime.package_schema.Fields`, for typed reads
+        that name ``config.<key>`` when they refuse a value."""
+        return Fields(self.manifest_path, self.config, "config", fix)
+
+    def vector_size(self, space: str) -> int:
+        """The size of the one-dimensional space ``space`` (``observation``, ``command`` ...).
+
+        Raises:
+            PackageError: the manifest has no such space, or it is not one-dimensional.
+        """
+        box = self.spaces.get(space)
+        if box is None or len(box.shape) != 1:
+            shape = None if box is None else box.shape
+            raise PackageError(
+                self.manifest_path,
+                f"the {self.manifest.get('kind')!r} kind needs a one-dimensional {space} space, "
+                f"got shape {shape}",
+                field=f"spaces.{space}",
+            )
+        return int(box.shape[0])
+
+    def tensor_shapes(self, stem: str) -> dict[str, tuple[int, ...]]:
+        """Tensor name -> shape of ``<stem>.safetensors`` as the manifest lists them.
+
+        Raises:
+            PackageError: the manifest lists no such weight file.
+        """
+        entry = self.manifest.get("weights", {}).get(f"{stem}.safetensors")
+        if entry is None:
+            raise PackageError(
+                self.manifest_path,
+                f"the {self.manifest.get('kind')!r} kind needs weight file {stem}.safetensors",
+                field="weights",
+                fix="re-export the package with SkillRegistry.save",
+            )
+        return {name: tuple(spec["shape"]) for name, spec in entry["tensors"].items()}
+
+    def expect_tensors(self, stem: str, expected: dict[str, tuple[int, ...]]) -> None:
+        """Refuses a weight file whose tensors are not exactly ``expected`` (names and shapes),
+        the shapes the configuration implies.
+
+        Raises:
+            PackageError: naming the first tensor that is missing, extra or of another shape.
+        """
+        actual = self.tensor_shapes(stem)
+        field_prefix = f"weights.{stem}.safetensors.tensors"
+        for name in sorted(set(expected) | set(actual)):
+            want, have = expected.get(name), actual.get(name)
+            # A scalar may be stored as one entry (torch loads a (1,) tensor into a 0-d buffer).
+            if want == have or (want is not None and {want, have} == {(), (1,)}):
+                continue
+            problem = (
+                f"the config implies tensor {name!r} of shape {list(want)}, the package has "
+                + ("none" if have is None else str(list(have)))
+                if want is not None
+                else f"tensor {name!r} is not one the config implies"
+            )
+            raise PackageError(
+                self.manifest_path,
+                problem,
+                field=f"{field_prefix}.{name}",
+                fix="the config and the weights disagree; re-export the package",
+            )
+
 
 class Packaged(ABC):
     """Anything the registry can save and load: skills and trained high-level policies.
 
-    Subclasses set ``kind`` (the registry's key for the class) and implement the three hooks.
+    Subclasses set ``kind`` (the registry's key for the class), implement the packaging hooks,
+    and check their own ``config`` in :meth:`check_package`.
     """
 
     kind: ClassVar[str]
@@ -145,6 +223,23 @@ class Packaged(ABC):
     def package_extra(self) -> dict[str, Any]:
         """Extra manifest fields (e.g. ``hold_steps``)."""
         return {}
+
+    @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Checks the kind's ``config`` before anything is built.
+
+        The registry calls it from ``load`` and ``verify`` once the manifest passed its schema
+        and the weight files verified. Check every key's type and range, and that the config
+        fits the spaces and the tensor shapes (:meth:`PackageContents.tensor_shapes`,
+        :meth:`PackageContents.expect_tensors`), so that :meth:`from_package` cannot fail on a
+        bad package. The default accepts any config.
+
+        Args:
+            package: The verified package.
+
+        Raises:
+            PackageError: naming the field at fault (use :meth:`PackageContents.config_fields`).
+        """
 
     @classmethod
     @abstractmethod

@@ -20,6 +20,7 @@ import kernels
 from hrl_runtime.skill import PackageContents, Skill, SkillValue
 from skill_library.actionable.config import PolicyConfig
 from skill_library.actionable.networks import GoalQNetwork, NumpyQ, QNetworkConfig
+from skill_library.package_checks import MAX_LAYERS, MAX_WIDTH, module_shapes
 
 
 class GoalQValue(SkillValue):
@@ -177,6 +178,46 @@ class ActionableSkill(Skill):
 
     def package_components(self) -> dict[str, str | None]:
         return {"policy": None, "dynamics": None, "prior": None, "value": "value"}
+
+    @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Refuses a config whose sizes do not fit the spaces or the listed tensor shapes.
+
+        Raises:
+            PackageError: naming the ``config`` key or tensor at fault.
+        """
+        obs_dim, action_dim = package.vector_size("observation"), package.vector_size("action")
+        goal_dim = package.vector_size("command")
+        config = package.config_fields()
+        config.keys(("network", "policy", "success_radius"))
+        network = config.section("network")
+        network.keys(("obs_dim", "action_dim", "goal_indices", "hidden"))
+        shape = QNetworkConfig(
+            obs_dim=network.integer("obs_dim", obs_dim, obs_dim),
+            action_dim=network.integer("action_dim", action_dim, action_dim),
+            goal_indices=network.integers("goal_indices", 0, obs_dim - 1, length=goal_dim),
+            hidden=network.integers("hidden", 1, MAX_WIDTH, max_length=MAX_LAYERS),
+        )
+        policy = config.section("policy")
+        policy.keys(
+            ("action_repeat", "cem_samples", "cem_iterations", "cem_elites", "cem_min_std"),
+            ("seed",),
+        )
+        if policy.integer("action_repeat", 1, 100_000) != package.manifest["hold_steps"]:
+            raise policy.error("action_repeat", "differs from hold_steps")
+        samples = policy.integer("cem_samples", 1, 100_000)
+        policy.integer("cem_iterations", 1, 1000)
+        policy.integer("cem_elites", 1, samples)
+        policy.number("cem_min_std", 0.0, 1e6)
+        policy.integer("seed", 0, 2**32 - 1, default=0)
+        config.number("success_radius", 0.0, 1e6, above=True)
+        package.expect_tensors("value", module_shapes(lambda: GoalQNetwork(shape)))
+        subgoals = package.tensor_shapes("subgoals").get("observations") or (0,)
+        count = subgoals[0]
+        expected = {"observations": (count, obs_dim)}
+        if "links" in package.tensor_shapes("subgoals"):
+            expected["links"] = (count, count)
+        package.expect_tensors("subgoals", expected)
 
     @classmethod
     def from_package(cls, package: PackageContents) -> ActionableSkill:

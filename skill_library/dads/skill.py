@@ -12,6 +12,12 @@ from gymnasium.spaces import Box
 from hrl_runtime.skill import PackageContents, Skill
 from skill_library.dynamics import LearnedDynamics
 from skill_library.hold import ActionHold
+from skill_library.package_checks import (
+    MAX_LAYERS,
+    MAX_WIDTH,
+    check_dynamics_config,
+    module_shapes,
+)
 from skill_library.sac.networks import TanhGaussianPolicy
 
 
@@ -97,6 +103,35 @@ class DADSSkill(Skill):
 
     def package_components(self) -> dict[str, str | None]:
         return {"policy": "policy", "dynamics": "dynamics", "prior": None, "value": None}
+
+    @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Refuses a config whose sizes do not fit the spaces or the listed tensor shapes.
+
+        Raises:
+            PackageError: naming the ``config`` key or tensor at fault.
+        """
+        obs_dim, action_dim = package.vector_size("observation"), package.vector_size("action")
+        config = package.config_fields()
+        config.keys(("skill", "dynamics"))
+        skill = config.section("skill")
+        skill.keys(("latent_dim", "policy_obs_indices", "action_repeat"), ("policy_hidden",))
+        latent_dim = skill.integer("latent_dim", 1, 1024)
+        if package.vector_size("command") != latent_dim:
+            raise skill.error("latent_dim", "differs from the size of spaces.command")
+        indices = skill.integers("policy_obs_indices", 0, obs_dim - 1, max_length=obs_dim)
+        repeat = skill.integer("action_repeat", 1, 100_000)
+        if repeat != package.manifest["hold_steps"]:
+            raise skill.error("action_repeat", "differs from hold_steps")
+        hidden = skill.integers("policy_hidden", 1, MAX_WIDTH, (256, 256), max_length=MAX_LAYERS)
+        package.expect_tensors(
+            "policy",
+            module_shapes(
+                lambda: TanhGaussianPolicy(len(indices) + latent_dim, action_dim, hidden)
+            ),
+        )
+        expected = check_dynamics_config(config.section("dynamics"), obs_dim, latent_dim)
+        package.expect_tensors("dynamics", expected)
 
     @classmethod
     def from_package(cls, package: PackageContents) -> DADSSkill:

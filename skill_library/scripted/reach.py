@@ -109,6 +109,26 @@ class ScriptedReachSkill(Skill):
         return {"policy": "policy", "dynamics": "dynamics", "prior": None, "value": None}
 
     @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Refuses a config whose indices miss the observation or whose extent is not finite.
+
+        Raises:
+            PackageError: naming the ``config`` key or tensor at fault.
+        """
+        obs_dim = package.vector_size("observation")
+        if package.vector_size("action") != 2 or package.vector_size("command") != 2:
+            raise package.config_fields().error(
+                "<spaces>", "a scripted reach skill commands and acts in x-y (2 entries each)"
+            )
+        config = package.config_fields()
+        config.keys(("position_indices", "velocity_indices", "goal_extent"))
+        config.integers("position_indices", 0, obs_dim - 1, length=2)
+        config.integers("velocity_indices", 0, obs_dim - 1, length=2)
+        config.number("goal_extent", 0.0, 1e6, above=True)
+        package.expect_tensors("policy", {"kp": (1,), "kd": (1,)})
+        package.expect_tensors("dynamics", {"step_length": (1,)})
+
+    @classmethod
     def from_package(cls, package: PackageContents) -> ScriptedReachSkill:
         config = dict(package.config)
         config["position_indices"] = tuple(config["position_indices"])

@@ -4,6 +4,7 @@ skill it drives."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,6 +14,7 @@ from gymnasium.spaces import Box
 from hrl_runtime.errors import IncompatibleError
 from hrl_runtime.skill import PackageContents, Packaged, Skill
 from planners.spirl import SkillSpacePolicy
+from skill_library.package_checks import MAX_LAYERS, MAX_WIDTH, module_shapes
 from skill_library.sac import TanhGaussianPolicy
 
 
@@ -58,6 +60,25 @@ class SPiRLPolicy(SkillSpacePolicy, Packaged):
 
     def package_components(self) -> dict[str, str | None]:
         return {"policy": "policy"}
+
+    @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Refuses a config whose sizes do not fit the spaces or the listed tensor shapes.
+
+        Raises:
+            PackageError: naming the ``config`` key or tensor at fault.
+        """
+        obs_dim, command_dim = package.vector_size("observation"), package.vector_size("command")
+        config = package.config_fields()
+        config.keys(("skill", "hold_steps", "hidden"))
+        skill = config.text("skill", max_length=200)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(@\d+(\.\d+){0,3})?", skill):
+            raise config.error("skill", f"must be NAME or NAME@VERSION, got {skill!r}")
+        config.integer("hold_steps", 1, 1_000_000)
+        hidden = config.integers("hidden", 1, MAX_WIDTH, max_length=MAX_LAYERS)
+        package.expect_tensors(
+            "policy", module_shapes(lambda: TanhGaussianPolicy(obs_dim, command_dim, hidden))
+        )
 
     @classmethod
     def from_package(cls, package: PackageContents) -> SPiRLPolicy:

@@ -11,6 +11,7 @@ from gymnasium.spaces import Box
 
 from hrl_runtime.skill import PackageContents, Skill, SkillPrior
 from skill_library.hold import ActionHold
+from skill_library.package_checks import MAX_LAYERS, MAX_WIDTH, module_shapes
 from skill_library.spirl.networks import SkillModel, SkillModelConfig
 
 
@@ -111,6 +112,35 @@ class SPiRLSkill(Skill):
 
     def package_components(self) -> dict[str, str | None]:
         return {"policy": "policy", "dynamics": None, "prior": "prior", "value": None}
+
+    @classmethod
+    def check_package(cls, package: PackageContents) -> None:
+        """Refuses a config whose sizes do not fit the spaces or the listed tensor shapes.
+
+        Raises:
+            PackageError: naming the ``config`` key or tensor at fault.
+        """
+        obs_dim, action_dim = package.vector_size("observation"), package.vector_size("action")
+        config = package.config_fields()
+        config.keys(("model", "action_repeat", "command_bound"))
+        model = config.section("model")
+        model.keys(("horizon", "latent_dim", "hidden"), ("closed_loop",))
+        shape = SkillModelConfig(
+            horizon=model.integer("horizon", 1, 10_000),
+            latent_dim=model.integer("latent_dim", 1, 1024),
+            hidden=model.integers("hidden", 1, MAX_WIDTH, max_length=MAX_LAYERS),
+            closed_loop=model.boolean("closed_loop", default=True),
+        )
+        if package.vector_size("command") != shape.latent_dim:
+            raise model.error("latent_dim", "differs from the size of spaces.command")
+        repeat = config.integer("action_repeat", 1, 100_000)
+        if shape.horizon * repeat != package.manifest["hold_steps"]:
+            raise config.error("action_repeat", "times model.horizon differs from hold_steps")
+        config.number("command_bound", 0.0, 1e6, above=True)
+        tensors = module_shapes(lambda: SkillModel(obs_dim, action_dim, shape))
+        prior = {k: v for k, v in tensors.items() if k.startswith("prior.")}
+        package.expect_tensors("policy", {k: v for k, v in tensors.items() if k not in prior})
+        package.expect_tensors("prior", prior)
 
     @classmethod
     def from_package(cls, package: PackageContents) -> SPiRLSkill:
