@@ -12,6 +12,25 @@ from planners.sequence import GoalSequence, SequenceConfig
 PLANNERS = ("sequence", "mppi", "chaining")
 
 
+def fitting_planners(skill: Skill) -> str:
+    """A sentence naming the planners that fit ``skill``, or what it lacks for any of them."""
+    fits = []
+    if getattr(skill, "command_is_goal", False):
+        fits.append("sequence")
+    if skill.dynamics is not None:
+        fits.append("mppi")
+    has_subgoals = getattr(skill, "subgoals", None) is not None
+    if getattr(skill, "command_is_goal", False) and skill.value is not None and has_subgoals:
+        fits.append("chaining")
+    if fits:
+        return "planners that fit it: " + ", ".join(f"--planner {name}" for name in fits)
+    return (
+        "no goal planner fits it: sequence needs a goal-commanded skill (command_is_goal = True), "
+        "mppi needs a dynamics component, chaining a goal-commanded skill with a value and "
+        "subgoals; choose such a skill (`hrl skills list`)"
+    )
+
+
 def build_goal_follower(
     name: str,
     skill: Skill,
@@ -30,9 +49,9 @@ def build_goal_follower(
     if name == "sequence":
         if not getattr(skill, "command_is_goal", False):
             raise IncompatibleError(
-                f"--planner sequence sends x-y goals as commands, but skill {label!r} takes "
-                f"latent commands of shape {skill.command_space.shape}; use --planner mppi "
-                "(needs the skill's dynamics)"
+                f"--planner sequence sends x-y goals as commands, but skill {label!r} does not "
+                f"declare command_is_goal = True (its commands have shape "
+                f"{skill.command_space.shape}); {fitting_planners(skill)}"
             )
         return GoalSequence(goals, xy_indices, config)
     if name == "mppi":
@@ -40,7 +59,7 @@ def build_goal_follower(
         if dynamics is None:
             raise IncompatibleError(
                 f"--planner mppi plans with skill dynamics, and skill {label!r} has none; "
-                "choose a skill that lists a dynamics component (`hrl skills list`)"
+                f"{fitting_planners(skill)}"
             )
         missing = [i for i in xy_indices if i not in dynamics.state_indices]
         if missing:
