@@ -29,35 +29,58 @@ call           request fields                                           reply fi
 =============  =======================================================  ==========================
 
 Every reply is one JSON frame ``{"ok": true, "call": ..., ...}`` or
-``{"ok": false, "call": ..., "error": {"code": ..., "message": ...}}``. Error codes:
-``malformed`` (not a JSON object, bad frames), ``unknown_call``, ``bad_field`` (a field of the
-wrong type or value), ``bad_size`` (an ``obs`` of the wrong length), ``non_finite`` (NaN or inf
-in ``obs``), ``not_initialized`` (a call before ``init``), ``not_started`` (``get_action`` before
-``reset``), ``init_failed`` (the skill or planner could not be loaded: unknown, tampered,
-pickled, incompatible), ``internal``. ``get_action`` errors about the observation still carry
-the safe ``action`` to send (and count as faults toward the safe stop), so a robot never waits
-for an action. ``status`` values of ``get_action``: ``ok``, ``fault`` (fallback action),
-``waiting`` (no plan yet: safe action), ``no_plan``/``stale_plan`` (fallback), ``safe_stop``
-(latched: the stop action until ``reset``).
+``{"ok": false, "call": ..., "error": {"code": ..., "message": ...}}`` whose message is one line
+naming the field, what is wrong and the fix (values echoed shortened). Error codes:
+
+- ``too_large``: a frame of more than ``MAX_FRAME_BYTES`` (1 MiB), refused before it is decoded;
+- ``malformed``: not UTF-8 JSON, not an object, nested deeper than ``MAX_DEPTH`` (8), wrong frames;
+- ``unknown_call``;
+- ``bad_field``: a field of the wrong type or value: a string, bool or nested array in ``obs``,
+  an integer beyond float64, a number beyond ``MAX_MAGNITUDE`` (1e6, in ``obs`` too), a goal
+  outside the arena (the skill's observation bounds at ``xy_indices``), a radius <= 0, an
+  unknown ``mppi`` setting;
+- ``bad_size``: an ``obs`` of the wrong length;
+- ``non_finite``: NaN or inf in ``obs``, ``goals`` or a number field;
+- ``not_initialized`` (a call before ``init``), ``not_started`` (``get_action`` before ``reset``);
+- ``init_failed``: the skill or planner could not be loaded (unknown, tampered, pickled,
+  incompatible);
+- ``internal``: a bug (logged with its traceback; the server keeps serving).
+
+Every error reply to ``get_action`` carries the safe ``action`` to send (the stop action before
+``reset``; afterwards the fallback, and the refusal counts as a fault toward the safe stop), so a
+robot never waits for an action; only before ``init`` (no action space yet) and for a frame that
+cannot be decoded (the call is unknown) is there none. ``status`` values of ``get_action``:
+``ok``, ``fault`` (fallback action), ``waiting`` (no plan yet: safe action),
+``no_plan``/``stale_plan`` (fallback), ``safe_stop`` (latched: the stop action until ``reset``).
+
+Timing: ``status`` reports ``control_latency_ms`` (p50, p99, max) and ``deadline_misses`` of
+``get_action`` from the moment the poll reported the request's frame (before it is read or
+parsed) to the moment its reply was handed to the socket. The planner runs in its own thread:
+``get_action`` only reads its latest plan and never waits for an optimization, and ``reset`` with
+new goals keeps the planner thread running (``reset`` alone waits, up to 10 s, for the episode's
+first plan; its ``plan_ready`` says whether one came).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hrl_runtime.errors import HrlError
-from hrl_runtime.registry import load_skill
+from hrl_runtime.serving import requests
+from hrl_runtime.serving.requests import CALLS, CONTROL_CALLS, RequestError, parse_frames
+from hrl_runtime.serving.session import Session
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["CALLS", "PROTOCOL_VERSION", "PolicyServer", "RequestError", "ServerConfig"]
+
 PROTOCOL_VERSION = 1
-CALLS = ("init", "reset", "set_state", "get_action", "status", "shutdown")
 
 
 @dataclass(frozen=True)
@@ -73,106 +96,13 @@ class ServerConfig:
     planner: str = "mppi"
     """High level used by ``init`` when the request names none."""
     control_period_s: float = 0.01
+    """The client's control period: a reply later than this after the request's receipt counts
+    as a deadline miss."""
     planner_threads: int | None = None
     """numba threads of each session's planner thread (None: one fewer than the cores)."""
-    """The client's control period: a reply later than this counts as a deadline miss."""
-
-
-class RequestError(Exception):
-    """A request the server refuses; becomes an error reply."""
-
-    def __init__(self, code: str, message: str, action: np.ndarray | None = None):
-        super().__init__(message)
-        self.code = code
-        self.action = action
-
-
-def _field(request: dict[str, Any], name: str, kind: type | tuple, default: Any = ...) -> Any:
-    if name not in request:
-        if default is ...:
-            raise RequestError("bad_field", f"field {name!r} is required")
-        return default
-    value = request[name]
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise RequestError("bad_field", f"field {name!r} must be {names}, got {value!r}")
-    return value
-
-
-def _goals(value: Any) -> np.ndarray:
-    try:
-        goals = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        goals = np.empty(0)
-    if goals.ndim != 2 or goals.shape[1] != 2 or len(goals) == 0:
-        raise RequestError("bad_field", f"field 'goals' must be [[x, y], ...], got {value!r}")
-    if not np.isfinite(goals).all():
-        raise RequestError("non_finite", "field 'goals' has NaN or inf")
-    return goals
-
-
-class _Session:
-    """What ``init`` builds: the skill, its high level and the async loop around them."""
-
-    def __init__(self, request: dict[str, Any], config: ServerConfig):
-        from dataclasses import replace
-
-        from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig
-        from hrl_runtime.safety import SafetyConfig
-        from planners import MPPIConfig, SequenceConfig, build_goal_follower
-
-        skill_ref = _field(request, "skill", str, config.skill)
-        if skill_ref is None:
-            raise RequestError("bad_field", "field 'skill' is required (the server has no --skill)")
-        planner = _field(request, "planner", str, config.planner)
-        goals = _goals(_field(request, "goals", list))
-        xy = _field(request, "xy_indices", list, [0, 1])
-        if len(xy) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in xy):
-            raise RequestError("bad_field", f"field 'xy_indices' must be two integers, got {xy!r}")
-        radius = float(_field(request, "radius", (int, float), 0.5))
-        steps_per_goal = _field(request, "steps_per_goal", int, 1000)
-        seed = _field(request, "seed", int, 0)
-        mppi_fields = _field(request, "mppi", dict, {})
-        try:
-            safety = SafetyConfig(
-                fallback=_field(request, "fallback", str, "hold"),
-                safe_stop_after=_field(request, "safe_stop_after", int, 10),
-            )
-            loop_config = AsyncLoopConfig(
-                control_period_s=config.control_period_s,
-                max_plan_age_s=float(_field(request, "max_plan_age_s", (int, float), 0.25)),
-                safety=safety,
-                control_rt_priority=None,  # the client's loop owns the timing
-                gc_disable=False,
-                planner_threads=config.planner_threads,
-            )
-            loop_config.validate()
-            mppi = replace(MPPIConfig(seed=seed), **mppi_fields)
-            if radius <= 0 or steps_per_goal < 1:
-                raise ValueError("radius must be > 0 and steps_per_goal >= 1")
-        except (ValueError, TypeError) as error:
-            raise RequestError("bad_field", str(error)) from None
-        try:
-            skill = load_skill(skill_ref)
-            if max(xy) >= skill.observation_space.shape[0] or min(xy) < 0:
-                raise RequestError("bad_field", f"xy_indices {xy} out of range for the skill")
-            self.sequence_config = SequenceConfig(radius, steps_per_goal)
-            high_level = build_goal_follower(
-                planner, skill, goals, tuple(xy), self.sequence_config, seed=seed, mppi=mppi
-            )
-        except (HrlError, ValueError) as error:
-            raise RequestError("init_failed", f"{type(error).__name__}: {error}") from None
-        self.skill, self.skill_ref, self.planner_name = skill, skill_ref, planner
-        self.high_level, self.xy = high_level, tuple(xy)
-        self.loop = AsyncControlLoop(skill, high_level, loop_config)
-        self.observation_dim = int(np.prod(skill.observation_space.shape))
-        self.started = False
-        self.last_obs: np.ndarray | None = None
-        self.latencies: list[float] = []
-        self.deadline_misses = 0
-
-    def close(self) -> None:
-        self.loop.close()
+    switch_interval_s: float = 0.0005
+    """GIL switch interval while serving (CPython's default, 5 ms, is half a control period: the
+    reply path would wait that long whenever the planner thread holds the GIL)."""
 
 
 class PolicyServer:
@@ -198,26 +128,37 @@ class PolicyServer:
             port = self.config.port
             self._socket.bind(f"tcp://{self.config.host}:{port}")
         self.address = f"tcp://{self.config.host}:{port}"
-        self.session: _Session | None = None
+        self.session: Session | None = None
+        self._open_tick: tuple[Session, bool] | None = None
         self.running = False
         self.requests = 0
         self.errors = 0
 
     # --- transport -------------------------------------------------------------------------------
     def serve_forever(self, poll_ms: int = 100) -> None:
-        """Answers requests until ``shutdown`` arrives or :attr:`running` is set False."""
+        """Answers requests until ``shutdown`` arrives or :attr:`running` is set False.
+
+        Every frame gets one reply, whatever it holds. The clock of a request starts when the
+        poll reports its frame, before it is read, and stops after the reply is sent.
+        """
         import zmq
 
         self.running = True
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
-        while self.running:
-            if not poller.poll(poll_ms):
-                continue
-            frames = self._socket.recv_multipart(copy=True)
-            received = time.perf_counter()
-            reply = self.handle(frames, received)
-            self._socket.send(json.dumps(reply, allow_nan=False).encode())
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(self.config.switch_interval_s)
+        try:
+            while self.running:
+                if not poller.poll(poll_ms):
+                    continue
+                received = time.perf_counter()
+                frames = self._socket.recv_multipart(copy=True)
+                reply = self.reply(frames, received)
+                self._socket.send(encode_reply(reply))
+                self.finish_tick(received)
+        finally:
+            sys.setswitchinterval(interval)
 
     def close(self) -> None:
         """Ends the session and closes the socket."""
@@ -229,55 +170,84 @@ class PolicyServer:
 
     # --- requests --------------------------------------------------------------------------------
     def handle(self, frames: list[bytes], received: float | None = None) -> dict[str, Any]:
-        """Turns one request (its frames) into one reply; never raises."""
+        """Turns one request (its frames) into one reply and closes its control tick; never
+        raises (:meth:`serve_forever` does the same around sending the reply).
+
+        Args:
+            frames: the message's frames.
+            received: ``time.perf_counter()`` when the frame arrived (default: now); the latency
+                ``status`` reports counts from here.
+        """
         received = time.perf_counter() if received is None else received
+        reply = self.reply(frames, received)
+        self.finish_tick(received)
+        return reply
+
+    def reply(self, frames: list[bytes], received: float) -> dict[str, Any]:
+        """The reply to one request; never raises. A control request leaves its tick open until
+        :meth:`finish_tick` (after the reply is sent)."""
         self.requests += 1
         call = None
         try:
-            request, payload = self._parse(frames)
+            request, payload = parse_frames(frames)
             call = request["call"]
             reply = getattr(self, f"_call_{call}")(request, payload, received)
             return {"ok": True, "call": call, **reply}
         except RequestError as error:
-            self.errors += 1
-            reply = {
-                "ok": False,
-                "call": call,
-                "error": {"code": error.code, "message": str(error)},
-            }
-            if error.action is not None:
-                reply["action"] = error.action.tolist()
-            return reply
+            call = call or error.call
+            return self._refusal(call, error.code, str(error), error.action)
         except Exception as error:  # a bug must not take the robot's server down
-            self.errors += 1
             logger.exception("internal error handling %s", call)
-            message = f"{type(error).__name__}: {error}"
-            return {"ok": False, "call": call, "error": {"code": "internal", "message": message}}
+            return self._refusal(call, "internal", f"{type(error).__name__}: {error}", None)
 
-    def _parse(self, frames: list[bytes]) -> tuple[dict[str, Any], np.ndarray | None]:
-        if not 1 <= len(frames) <= 2:
-            raise RequestError("malformed", f"expected 1 or 2 frames, got {len(frames)}")
+    def _refusal(
+        self, call: str | None, code: str, message: str, action: np.ndarray | None
+    ) -> dict[str, Any]:
+        self.errors += 1
+        message = requests.one_line(message)
+        reply: dict[str, Any] = {
+            "ok": False,
+            "call": call,
+            "error": {"code": code, "message": message},
+        }
+        if action is None and call in CONTROL_CALLS:
+            action = self._safe_action(code, message)
+        if action is not None:
+            reply["action"] = np.asarray(action, np.float64).tolist()
+        return reply
+
+    def _safe_action(self, code: str, message: str) -> np.ndarray | None:
+        """The action to send with a refused control request: the stop action before ``reset``,
+        else the fallback (or the latched stop action) of a tick that counts as a fault."""
+        session = self.session
+        if session is None:
+            return None  # before init there is no action space
+        safety = session.loop.safety
+        if not session.started:
+            return safety.stop_action
         try:
-            request = json.loads(frames[0].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RequestError(
-                "malformed", f"the first frame is not UTF-8 JSON ({error})"
-            ) from None
-        if not isinstance(request, dict):
-            raise RequestError("malformed", "the request must be a JSON object with a 'call'")
-        call = request.get("call")
-        if call not in CALLS:
-            raise RequestError("unknown_call", f"unknown call {call!r}; calls are {list(CALLS)}")
-        payload = None
-        if len(frames) == 2:
-            if len(frames[1]) % 8:
-                raise RequestError(
-                    "bad_size", f"binary payload of {len(frames[1])} bytes is not float64[]"
-                )
-            payload = np.frombuffer(frames[1], dtype="<f8")
-        return request, payload
+            path = session.loop.path
+            path.plant_fault(path.step_count, "bad_request", f"{code}: {message}")
+            self._open_tick = (session, False)
+        except Exception:  # the refusal must still go out
+            logger.exception("could not count a refused request as a fault")
+        return safety.stop_action if safety.stopped else safety.fallback_action()
 
-    def _session(self) -> _Session:
+    def finish_tick(self, received: float) -> None:
+        """Closes the control tick of the last reply: records its latency from ``received``
+        (the frame's receipt) to now and counts a deadline miss when it exceeds the period."""
+        if self._open_tick is None:
+            return
+        (session, tick_open), self._open_tick = self._open_tick, None
+        latency = time.perf_counter() - received
+        missed = latency > self.config.control_period_s
+        session.deadline_misses += missed
+        if tick_open:
+            session.loop.end_tick(missed)
+        if len(session.latencies) < 100_000:
+            session.latencies.append(latency)
+
+    def _session(self) -> Session:
         if self.session is None:
             raise RequestError("not_initialized", "call 'init' first")
         return self.session
@@ -285,34 +255,30 @@ class PolicyServer:
     def _observation(
         self, request: dict[str, Any], payload: np.ndarray | None, required: bool = True
     ) -> np.ndarray | None:
+        """The observation ``(do,)`` of a request, of the skill's size (NaN and inf pass: the
+        caller refuses them after counting the fault)."""
         session = self._session()
         if payload is not None:
             if "obs" in request:
                 raise RequestError("malformed", "give 'obs' in JSON or as a payload, not both")
             obs = payload
         elif "obs" in request:
-            raw = request["obs"]
-            ok = isinstance(raw, list) and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in raw
-            )
-            if not ok:
-                raise RequestError("bad_field", "field 'obs' must be a flat list of numbers")
-            obs = np.asarray(raw, np.float64)
+            obs = requests.numbers(request["obs"], "obs")
         elif required:
-            raise RequestError("bad_field", "field 'obs' is required")
+            raise RequestError("bad_field", "field 'obs' is required; send the observation")
         else:
             return None
         if obs.shape != (session.observation_dim,):
             raise RequestError(
                 "bad_size",
                 f"'obs' has {obs.size} values, the skill {session.skill_ref!r} reads "
-                f"{session.observation_dim}",
+                f"{session.observation_dim}; send {session.observation_dim} numbers",
             )
         return obs
 
     # --- calls ---------------------------------------------------------------------------------
     def _call_init(self, request, payload, received) -> dict[str, Any]:
-        session = _Session(request, self.config)
+        session = Session(request, self.config)
         if self.session is not None:
             self.session.close()
         self.session = session
@@ -334,25 +300,9 @@ class PolicyServer:
 
     def _call_reset(self, request, payload, received) -> dict[str, Any]:
         session = self._session()
-        obs = self._observation(request, payload)
-        if not np.isfinite(obs).all():
-            raise RequestError("non_finite", "'obs' has NaN or inf; reset needs a finite one")
+        obs = requests.within_magnitude(self._observation(request, payload), "obs")
         if "goals" in request:
-            goals = _goals(request["goals"])
-            from planners import GoalSequence
-
-            wrapper = session.high_level
-            if not isinstance(wrapper, GoalSequence):
-                raise RequestError("bad_field", "this session's high level does not take goals")
-            # A fresh goal sequence around the same planner (the loop is rebuilt around it).
-            delegate = session.loop.planner
-            session.loop.close()
-            session.high_level = GoalSequence(
-                goals, session.xy, session.sequence_config, delegate=delegate
-            )
-            from hrl_runtime.async_loop import AsyncControlLoop
-
-            session.loop = AsyncControlLoop(session.skill, session.high_level, session.loop.config)
+            session.set_goals(requests.goals(request["goals"]))
         session.loop.reset(obs.astype(np.float32))
         session.started = True
         session.last_obs = obs
@@ -363,9 +313,7 @@ class PolicyServer:
 
     def _call_set_state(self, request, payload, received) -> dict[str, Any]:
         session = self._session()
-        obs = self._observation(request, payload)
-        if not np.isfinite(obs).all():
-            raise RequestError("non_finite", "'obs' has NaN or inf")
+        obs = requests.within_magnitude(self._observation(request, payload), "obs")
         session.last_obs = obs
         if session.started and session.loop.worker is not None:
             session.loop.worker.post_observation(
@@ -388,9 +336,13 @@ class PolicyServer:
             raise
         if obs is None:
             obs = session.last_obs
+        if np.isfinite(obs).all():
+            requests.within_magnitude(obs, "obs")  # refused as a bad request, with the fallback
         action = self._tick(session, obs.astype(np.float32), received)
         if not np.isfinite(obs).all():
-            raise RequestError("non_finite", "'obs' has NaN or inf; sent the fallback", action)
+            raise RequestError(
+                "non_finite", "'obs' has NaN or inf; sent the fallback action", action
+            )
         sequence = session.high_level
         return {
             "action": action.tolist(),
@@ -401,15 +353,10 @@ class PolicyServer:
             "plan_age_ms": None if np.isnan(loop.plan_age_s) else loop.plan_age_s * 1e3,
         }
 
-    def _tick(self, session: _Session, obs: np.ndarray, received: float) -> np.ndarray:
-        loop = session.loop
-        action = np.asarray(loop.tick(obs, received), np.float64)
-        latency = time.perf_counter() - received
-        missed = latency > self.config.control_period_s
-        session.deadline_misses += missed
-        loop.end_tick(missed)
-        if len(session.latencies) < 100_000:
-            session.latencies.append(latency)
+    def _tick(self, session: Session, obs: np.ndarray, received: float) -> np.ndarray:
+        """One control tick; :meth:`finish_tick` closes it once the reply is out."""
+        action = np.asarray(session.loop.tick(obs, received), np.float64)
+        self._open_tick = (session, True)
         return action
 
     def _call_status(self, request, payload, received) -> dict[str, Any]:
@@ -447,3 +394,17 @@ class PolicyServer:
     def _call_shutdown(self, request, payload, received) -> dict[str, Any]:
         self.running = False
         return {}
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """``reply`` as one UTF-8 JSON frame; an unencodable reply becomes an ``internal`` error."""
+    try:
+        return json.dumps(reply, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        logger.exception("could not encode the reply to %s", reply.get("call"))
+        message = requests.one_line(f"the reply could not be encoded: {error}")
+        refusal = {"ok": False, "call": reply.get("call"), "error": {"code": "internal"}}
+        refusal["error"]["message"] = message
+        if "action" in reply:
+            refusal["action"] = reply["action"]
+        return json.dumps(refusal).encode()
