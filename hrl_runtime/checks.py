@@ -256,7 +256,7 @@ def output_file(
         ConfigError: empty, a directory, an existing file (without ``force``), a wrong suffix or
             a parent directory that does not exist or is not writable.
     """
-    if not isinstance(value, str | Path) or not str(value).strip():
+    if not isinstance(value, str | Path) or not str(value).strip() or "\x00" in str(value):
         raise _fail(name, value, "is not a file path", "give a file name")
     path = Path(value)
     if suffixes and path.suffix.lower() not in suffixes:
@@ -264,7 +264,7 @@ def output_file(
             name,
             str(path),
             f"must end in {' or '.join(suffixes)}",
-            f"for example {path.with_suffix(suffixes[0]).name}",
+            f"for example {shorten((path.stem or 'output') + suffixes[0])}",
         )
     if path.is_dir():
         raise _fail(name, str(path), "is a directory", "give a file name inside it")
@@ -292,7 +292,7 @@ def output_dir(
         ConfigError: empty, an existing file, an existing non-empty directory (unless ``force``,
             ``resume`` or ``may_exist``) or a parent that does not exist or is not writable.
     """
-    if not isinstance(value, str | Path) or not str(value).strip():
+    if not isinstance(value, str | Path) or not str(value).strip() or "\x00" in str(value):
         raise _fail(name, value, "is not a directory path", "give a directory")
     path = Path(value)
     if path.exists() or path.is_symlink():

@@ -14,7 +14,7 @@ import logging
 import sys
 
 from hrl_runtime.cli import am, bench, dads, data, follow, runtime, skills, spirl
-from hrl_runtime.cli.common import OneLineParser, compare_targets, with_json
+from hrl_runtime.cli.common import MAX_ERROR_CHARS, OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
 
 
@@ -83,5 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HrlError as error:
-        print(f"hrl: error: {error}", file=sys.stderr)
+        print(f"hrl: error: {one_line(str(error))}", file=sys.stderr)
         return 2
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line (newlines escaped) of at most ``MAX_ERROR_CHARS`` characters."""
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    if len(line) > MAX_ERROR_CHARS:
+        line = f"{line[: MAX_ERROR_CHARS - 30]}... ({len(line)} characters)"
+    return line

@@ -18,7 +18,7 @@ from hrl_runtime.errors import ConfigError
 WithJson = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 """Adds ``--json`` to a sub-parser and returns it."""
 
-MAX_ERROR_CHARS = 500
+MAX_ERROR_CHARS = 900
 """Longest error line the parser prints (an echoed 50 MB argument is cut)."""
 
 

@@ -69,7 +69,6 @@ def _run_follow(
             f"{steps_per_goal * n_goals:,} steps, more than the {checks.MAX_STEPS:,} of one run; "
             "lower --max-steps or the number of goals"
         )
-    skill = load_skill(skill_ref)
     render_mode = "rgb_array" if video else None
     env = make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
     xy = envs.xy_indices(env)
@@ -84,6 +83,7 @@ def _run_follow(
             raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
         goals = space.sample(np.random.default_rng(seed), n_goals)
     validate_goals(goals, space, env_id)
+    skill = load_skill(skill_ref)  # after the cheap checks of goals and env
     config = FollowConfig(
         success_radius=radius,
         steps_per_goal=steps_per_goal,

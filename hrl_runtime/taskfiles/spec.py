@@ -398,15 +398,8 @@ def _check_run_length(where: _Where, steps: list[TaskStep], rate: float, transit
         )
 
 
-def load_task(path: str | Path) -> Task:
-    """Reads and validates a task file (a path or a shipped example's name).
-
-    Raises:
-        ConfigError: naming the file, the step and the field at fault.
-    """
-    path = find_task(path)
-    where = _Where(path)
-    raw = _read(path)
+def _task_head(where: _Where, raw: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
+    """The ``[task]`` table with its seed and control rate, checked."""
     unknown = sorted(set(raw) - {"task", "defaults", "steps"})
     if unknown:
         raise where.error(
@@ -430,6 +423,19 @@ def load_task(path: str | Path) -> Task:
     rate = _number(
         where, "[task]", "control_rate_hz", head.get("control_rate_hz", 100.0), checks.MAX_RATE_HZ
     )
+    return head, seed, rate
+
+
+def load_task(path: str | Path) -> Task:
+    """Reads and validates a task file (a path or a shipped example's name).
+
+    Raises:
+        ConfigError: naming the file, the step and the field at fault.
+    """
+    path = find_task(path)
+    where = _Where(path)
+    raw = _read(path)
+    head, seed, rate = _task_head(where, raw)
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict) or "id" in defaults:
         raise where.error("[defaults]", "must be a table of step fields (without 'id')")
