@@ -266,15 +266,22 @@ def output_file(
             f"must end in {' or '.join(suffixes)}",
             f"for example {shorten((path.stem or 'output') + suffixes[0])}",
         )
-    if path.is_dir():
-        raise _fail(name, str(path), "is a directory", "give a file name inside it")
-    if path.exists() or path.is_symlink():
-        if not path.is_file():
-            raise _fail(name, str(path), "exists and is not a regular file")
-        if not force:
-            raise _fail(name, str(path), "already exists", "pass --force to replace it")
-    _writable_parent(path, name)
+    try:
+        if path.is_dir():
+            raise _fail(name, str(path), "is a directory", "give a file name inside it")
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise _fail(name, str(path), "exists and is not a regular file")
+            if not force:
+                raise _fail(name, str(path), "already exists", "pass --force to replace it")
+        _writable_parent(path, name)
+    except OSError as error:  # a name too long, a loop of links, no permission to look
+        raise _unusable(name, path, error) from None
     return path
+
+
+def _unusable(name: str, path: Path, error: OSError) -> ConfigError:
+    return _fail(name, str(path), f"cannot be used ({error.strerror or error})", "choose another")
 
 
 def output_dir(
@@ -295,12 +302,19 @@ def output_dir(
     if not isinstance(value, str | Path) or not str(value).strip() or "\x00" in str(value):
         raise _fail(name, value, "is not a directory path", "give a directory")
     path = Path(value)
+    try:
+        return _existing_or_new_dir(path, name, force or resume or may_exist)
+    except OSError as error:
+        raise _unusable(name, path, error) from None
+
+
+def _existing_or_new_dir(path: Path, name: str, may_fill: bool) -> Path:
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise _fail(name, str(path), "exists and is not a directory", "choose a new directory")
         if not _can_create_in(path):
             raise _fail(name, str(path), "is not writable", "choose a directory you can write to")
-        if any(path.iterdir()) and not (force or resume or may_exist):
+        if any(path.iterdir()) and not may_fill:
             raise _fail(
                 name,
                 str(path),
