@@ -122,6 +122,7 @@ class Session:
                 control_rt_priority=None,  # the client's loop owns the timing
                 gc_disable=False,
                 planner_threads=config.planner_threads,
+                planner_nice=config.planner_nice,
             )
             loop_config.validate()
             mppi = replace(MPPIConfig(seed=given.seed), **given.mppi)
