@@ -6,7 +6,7 @@ into a one-line message and exit status 2.
 
 from __future__ import annotations
 
-MAX_PART = 300
+MAX_PART = 260
 """Characters of a path, field or problem kept in a :class:`PackageError`'s one-line message."""
 
 
@@ -36,7 +36,7 @@ class PackageError(HrlError):
 
     def __init__(self, path: object, problem: str, *, field: str | None = None, fix: str = ""):
         self.path = one_line(path)
-        self.field = None if field is None else one_line(field, 120)
+        self.field = None if field is None else one_line(field, 100)
         self.problem = one_line(problem)
         self.fix = one_line(fix, 200)
         where = self.path + (f" [{self.field}]" if self.field else "")
