@@ -243,6 +243,7 @@ def test_a_bad_package_is_refused_in_one_line_and_the_others_still_load(
     assert {"scripted-reach", "dads-pointmass"} <= {s["name"] for s in listing["skills"]}
     if case in MANIFEST_LEVEL:  # listed once among the invalid packages, with its reason
         assert len(listing["errors"]) == 1 and str(package) in listing["errors"][0]
+        assert listing["invalid"][0]["path"] == str(package)
     else:  # the manifest reads; the kind's and the weights' checks run on load and verify
         assert listing["errors"] == [] and BAD in {s["name"] for s in listing["skills"]}
     assert main(["skills", "verify", str(package)]) == 2

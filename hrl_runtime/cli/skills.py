@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hrl_runtime.cli.common import WithJson, emit
-from hrl_runtime.registry import PackageEntry, SkillRegistry, verify_package
+from hrl_runtime.registry import PackageEntry, SkillRegistry, verify_package, version_key
 
 
 def entry_json(entry: PackageEntry) -> dict[str, Any]:
@@ -29,8 +29,8 @@ def entry_json(entry: PackageEntry) -> dict[str, Any]:
 
 def cmd_skills_list(args: argparse.Namespace) -> int:
     registry = SkillRegistry()
-    found, errors = registry.entries()
-    entries = sorted(found, key=lambda e: (e.name, e.version))
+    found, invalid = registry.entries()
+    entries = sorted(found, key=lambda e: (e.name, version_key(e.version)))
     rows = [entry_json(e) for e in entries]
     lines = [f"{'name@version':28} {'kind':16} {'source':16} components"]
     for row in rows:
@@ -38,8 +38,13 @@ def cmd_skills_list(args: argparse.Namespace) -> int:
         lines.append(
             f"{row['name'] + '@' + row['version']:28} {row['kind']:16} {row['source']:16} {offered}"
         )
-    lines += [f"unreadable: {error}" for error in errors]
-    emit(args, {"skills": rows, "errors": [str(e) for e in errors]}, "\n".join(lines))
+    lines += [f"invalid: {bad.error}" for bad in invalid]
+    problems = [
+        {"path": str(bad.path), "name": bad.name, "source": bad.source, "error": str(bad.error)}
+        for bad in invalid
+    ]
+    payload = {"skills": rows, "errors": [str(bad) for bad in invalid], "invalid": problems}
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -67,6 +72,8 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     show = with_json(actions.add_parser("show", help="one package's manifest"))
     show.add_argument("name", help="NAME or NAME@VERSION")
     show.set_defaults(func=cmd_skills_show)
-    verify = with_json(actions.add_parser("verify", help="check manifest, hashes, shapes"))
+    verify = with_json(
+        actions.add_parser("verify", help="run every check a load runs, building nothing")
+    )
     verify.add_argument("path", help="package directory")
     verify.set_defaults(func=cmd_skills_verify)
