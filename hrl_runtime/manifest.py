@@ -165,7 +165,7 @@ def validate_manifest(path: Path, manifest: dict[str, Any]) -> None:
     Raises:
         PackageError: naming the field at fault.
     """
-    root = Fields(path, manifest)
+    root = Fields(path, manifest, fix=_REGENERATE)
     role = _check_identity(root)
     _check_spaces(root, role)
     weights = root.section("weights").data
@@ -203,8 +203,9 @@ def _check_spaces(root: Fields, role: str) -> None:
     for name, spec in spaces.data.items():
         try:
             box_from_json(spec, field_name("spaces", name))
-        except ConfigError as error:
-            raise spaces.error(name, str(error)) from None
+        except ConfigError as error:  # "<field> <problem>": the field goes in brackets
+            field, _, problem = str(error).partition(" ")
+            raise PackageError(root.path, problem, field=field.rstrip(":"), fix=root.fix) from None
     if role == "skill":
         for name in ("observation", "command", "action"):
             if name not in spaces.data:
@@ -226,8 +227,9 @@ def _check_weight_entry(path: Path, filename: str, entry: Any) -> None:
             "weight files must be plain *.safetensors file names (at most 128 characters) in "
             "the package directory",
             field=field,
+            fix=_REGENERATE,
         )
-    weights = Fields(path, entry, field)
+    weights = Fields(path, entry, field, _REGENERATE)
     digest = weights.value("sha256", None)
     if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
         raise weights.error("sha256", f"must be 64 lowercase hex digits, got {shorten(digest)}")

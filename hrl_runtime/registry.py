@@ -172,6 +172,14 @@ class InvalidPackage:
         return str(self.error)
 
 
+def _report_skipped(invalid: list[InvalidPackage]) -> None:
+    """Logs each invalid package that a lookup passed over, once per process."""
+    for bad in invalid:
+        if str(bad.path) not in _REPORTED:
+            _REPORTED.add(str(bad.path))
+            logger.warning("skipping invalid package: %s", bad.error)
+
+
 def is_explicit_path(ref: str | Path) -> bool:
     """True when ``ref`` names a directory rather than a package on the search path."""
     if isinstance(ref, Path):
@@ -222,8 +230,8 @@ class SkillRegistry:
         """Every package on the search path, and every directory that is not a valid package.
 
         A directory is a package when it holds ``skill.json`` (a link there counts, and is
-        refused); roots are scanned one level deep. Each invalid package is logged once per
-        process and returned with its reason, so the valid ones are still served.
+        refused); roots are scanned one level deep. Each invalid package is returned with its
+        reason, so the valid ones are still served.
         """
         found: list[PackageEntry] = []
         invalid: list[InvalidPackage] = []
@@ -252,15 +260,12 @@ class SkillRegistry:
                         manifest=manifest,
                     )
                 )
-        for bad in invalid:
-            if str(bad.path) not in _REPORTED:
-                _REPORTED.add(str(bad.path))
-                logger.warning("skipping invalid package: %s", bad.error)
         return found, invalid
 
     def list(self) -> list[PackageEntry]:
         """Valid packages, sorted by name then version (invalid ones are logged once)."""
-        found, _ = self.entries()
+        found, invalid = self.entries()
+        _report_skipped(invalid)
         return sorted(found, key=lambda e: (e.name, version_key(e.version)))
 
     def resolve(self, ref: str) -> PackageEntry:
@@ -284,6 +289,7 @@ class SkillRegistry:
                 f"{', '.join(known) or 'none'}); check the name with `hrl skills list`, or add "
                 "the directory that holds the package's directory to $HRL_SKILLS_PATH"
             )
+        _report_skipped(invalid)
         best = max(version_key(e.version) for e in matches)
         chosen = [e for e in matches if version_key(e.version) == best]
         if len(chosen) > 1:

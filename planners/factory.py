@@ -49,9 +49,9 @@ def build_goal_follower(
     if name == "sequence":
         if not getattr(skill, "command_is_goal", False):
             raise IncompatibleError(
-                f"--planner sequence sends x-y goals as commands, but skill {label!r} does not "
-                f"declare command_is_goal = True (its commands have shape "
-                f"{skill.command_space.shape}); {fitting_planners(skill)}"
+                f"--planner sequence sends x-y goals as commands, but skill {label!r} takes "
+                f"latent commands of shape {skill.command_space.shape} (it does not declare "
+                f"command_is_goal = True); {fitting_planners(skill)}"
             )
         return GoalSequence(goals, xy_indices, config)
     if name == "mppi":
