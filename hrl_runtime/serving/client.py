@@ -41,13 +41,22 @@ class HrlClient:
     Args:
         address: the server endpoint, e.g. ``tcp://127.0.0.1:5555``.
         timeout_s: how long to wait for each reply.
+        setup_timeout_s: how long to wait for the reply to ``init`` (loads the skill and builds
+            the planner) and ``reset`` (waits for the first plan), which take seconds on a busy
+            machine.
     """
 
-    def __init__(self, address: str = "tcp://127.0.0.1:5555", timeout_s: float = 5.0):
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:5555",
+        timeout_s: float = 5.0,
+        setup_timeout_s: float = 60.0,
+    ):
         import zmq
 
         self.address = address
         self.timeout_ms = int(timeout_s * 1000)
+        self.setup_timeout_ms = int(setup_timeout_s * 1000)
         self._zmq = zmq
         self._context = zmq.Context.instance()
         self._socket = None
@@ -71,23 +80,29 @@ class HrlClient:
             payload: optional ``(do,)`` observation sent as raw little-endian float64.
 
         Raises:
-            TimeoutError: no reply within the timeout.
+            TimeoutError: no reply within the timeout (the setup timeout for init and reset).
         """
         frames = [json.dumps(message).encode()]
         if payload is not None:
             frames.append(np.ascontiguousarray(payload, dtype="<f8").tobytes())
-        return self.request_frames(frames)
+        setup = message.get("call") in ("init", "reset")
+        return self.request_frames(frames, self.setup_timeout_ms if setup else self.timeout_ms)
 
-    def request_frames(self, frames: list[bytes]) -> dict[str, Any]:
-        """Sends raw frames (for tests of malformed input); returns the decoded reply."""
+    def request_frames(self, frames: list[bytes], timeout_ms: int | None = None) -> dict[str, Any]:
+        """Sends raw frames (for tests of malformed input); returns the decoded reply.
+
+        Args:
+            frames: the message.
+            timeout_ms: how long to wait for the reply (default: the client's timeout).
+        """
+        timeout_ms = self.timeout_ms if timeout_ms is None else timeout_ms
+        self._socket.setsockopt(self._zmq.RCVTIMEO, timeout_ms)
         self._socket.send_multipart(frames)
         try:
             reply = self._socket.recv()
         except self._zmq.Again:
             self._connect()
-            raise TimeoutError(
-                f"no reply from {self.address} within {self.timeout_ms} ms"
-            ) from None
+            raise TimeoutError(f"no reply from {self.address} within {timeout_ms} ms") from None
         return json.loads(reply)
 
     def _call(self, message: dict[str, Any], payload: np.ndarray | None = None) -> dict[str, Any]:
