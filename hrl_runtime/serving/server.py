@@ -100,9 +100,10 @@ class ServerConfig:
     as a deadline miss."""
     planner_threads: int | None = None
     """numba threads of each session's planner thread (None: one fewer than the cores)."""
-    planner_nice: int = 10
-    """Niceness added to each session's planner thread (and its numba workers; Linux), so that
-    the thread answering requests wins the CPU when the planner and other processes want it."""
+    planner_nice: int = 0
+    """Niceness added to each session's planner thread (and its numba workers; Linux). A positive
+    value lets the thread answering requests win the CPU from the planner, but on a machine
+    busy with other processes it starves the planner (plans go stale), so it is off by default."""
     switch_interval_s: float = 0.0005
     """GIL switch interval while serving (CPython's default, 5 ms, is half a control period: the
     reply path would wait that long whenever the planner thread holds the GIL)."""
