@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from hrl_runtime.cli import main
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "skill_library" / "pretrained"
 
 ARENA = ["--skill", "scripted-reach", "--env", "hrl/PointArena-v0"]
 FOLLOW = ["follow", *ARENA, "--random-goals", "2"]
@@ -128,6 +131,8 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "old.h5").write_bytes(b"old data")
     (tmp_path / "package").mkdir()
     (tmp_path / "package" / "skill.json").write_text("{}")
+    for name in ("dads-pointmass", "am-maze", "spirl-maze-far"):  # packages beside --out
+        shutil.copytree(PRETRAINED / name, tmp_path / f"copy-of-{name}")
     return tmp_path
 
 
@@ -278,3 +283,24 @@ def test_trainers_refuse_to_package_non_finite_weights(tmp_path):
         save_package(skill, tmp_path / "nan", name="nan-skill", description="",
                      config=SkillTrainingConfig(), metrics={})  # fmt: skip
     assert not (tmp_path / "nan").exists()
+
+
+def test_a_shipped_package_may_be_retrained_under_its_name_outside_the_search_path(
+    tmp_path, monkeypatch
+):
+    """The README's recipes retrain shipped packages under their own names: two copies clash
+    only where one registry sees both (beside each other, or in a search-path root)."""
+    import argparse
+
+    from hrl_runtime.cli.common import check_package_target
+    from hrl_runtime.errors import ConfigError
+
+    monkeypatch.delenv("HRL_SKILLS_PATH", raising=False)
+    args = argparse.Namespace(
+        out=str(tmp_path / "dads-pointmass"), name="dads-pointmass", version="1.0.0",
+        force=False, resume=False,
+    )  # fmt: skip
+    assert check_package_target(args) == tmp_path / "dads-pointmass"
+    monkeypatch.setenv("HRL_SKILLS_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="already exists in"):
+        check_package_target(args)

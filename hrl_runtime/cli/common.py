@@ -184,7 +184,9 @@ def check_package_target(args: argparse.Namespace) -> Path:
 
     ``--out`` may not be a file or an existing non-empty directory (unless ``--resume`` or
     ``--force``); the name and version must be valid, and ``NAME@VERSION`` may not exist in
-    another directory beside ``--out`` or on the registry's search path.
+    another directory beside ``--out``, nor on the registry's search path when ``--out`` lies
+    in one of its roots (elsewhere, retraining a shipped package under its own name is fine: the
+    search path never sees both).
 
     Raises:
         ConfigError: naming the option and the fix.
@@ -205,7 +207,13 @@ def check_package_target(args: argparse.Namespace) -> Path:
             "dots, for example 1.0.0"
         )
     here = out.resolve()
-    for registry in (SkillRegistry([out.parent]), SkillRegistry()):
+    # Two copies of NAME@VERSION are ambiguous only where one registry sees both: beside each
+    # other, or when --out lies in a search-path root (then the default search path sees it too).
+    registries = [SkillRegistry([out.parent])]
+    default = SkillRegistry()
+    if any(root.resolve() == here.parent for _, root in default.roots):
+        registries.append(default)
+    for registry in registries:
         for entry in registry.list():
             if (entry.name, entry.version) == (args.name, args.version) and (
                 entry.path.resolve() != here
