@@ -6,7 +6,6 @@ and nothing outside the package is opened."""
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from read_spy import reads_recorded
 
 from hrl_runtime import SkillRegistry
 from hrl_runtime.errors import HrlError
@@ -87,27 +87,6 @@ def package_copy(source: str) -> Iterator[Path]:
         target = Path(tmp) / "pkg"
         shutil.copytree(SkillRegistry().resolve(source).path, target)
         yield target
-
-
-@contextmanager
-def reads_recorded() -> Iterator[list[str]]:
-    opened: list[str] = []
-    real_open, real_os_open = builtins.open, os.open
-
-    def spy_open(file, *args, **kwargs):
-        if isinstance(file, str | Path):
-            opened.append(os.path.abspath(file))
-        return real_open(file, *args, **kwargs)
-
-    def spy_os_open(path, *args, **kwargs):
-        opened.append(os.path.abspath(path))
-        return real_os_open(path, *args, **kwargs)
-
-    builtins.open, os.open = spy_open, spy_os_open
-    try:
-        yield opened
-    finally:
-        builtins.open, os.open = real_open, real_os_open
 
 
 def assert_loads_or_refuses(package: Path) -> None:

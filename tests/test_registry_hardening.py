@@ -4,7 +4,6 @@ are still served, and a third-party package made from the public API loads by na
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from gymnasium.spaces import Box
+from read_spy import reads_recorded
 
 import hrl_runtime.registry as registry_module
 from hrl_runtime import PackageError, SkillRegistry, register_kind
@@ -176,23 +176,10 @@ CASES = [
 
 
 @pytest.fixture
-def spy_reads(monkeypatch):
+def spy_reads():
     """Records every path opened through ``open`` and ``os.open``."""
-    opened: list[str] = []
-    real_open, real_os_open = builtins.open, os.open
-
-    def spy_open(file, *args, **kwargs):
-        if isinstance(file, str | Path):
-            opened.append(os.path.abspath(file))
-        return real_open(file, *args, **kwargs)
-
-    def spy_os_open(path, *args, **kwargs):
-        opened.append(os.path.abspath(path))
-        return real_os_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", spy_open)
-    monkeypatch.setattr(os, "open", spy_os_open)
-    return opened
+    with reads_recorded() as opened:
+        yield opened
 
 
 def assert_one_line(error: Exception, words: list[str]) -> str:
