@@ -17,6 +17,7 @@ from hrl_runtime.serving.requests import CALLS
 from hrl_runtime.serving.server import PolicyServer, ServerConfig, encode_reply
 
 CODES = {
+    "forbidden",
     "too_large",
     "malformed",
     "unknown_call",

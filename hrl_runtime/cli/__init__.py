@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from hrl_runtime.cli import am, bench, dads, data, follow, runtime, skills, spirl
+from hrl_runtime.cli import am, bench, dads, data, follow, keys, runtime, skills, spirl
 from hrl_runtime.cli.common import MAX_ERROR_CHARS, OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_commands(targets, with_json)
     bench.add_commands(commands, with_json)
     runtime.add_commands(commands, with_json)
+    keys.add_commands(commands, with_json)
     return parser
 
 

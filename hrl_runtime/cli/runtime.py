@@ -1,7 +1,9 @@
 """CLI commands of the real-time runtime.
 
 - ``hrl run TASK_FILE [--json] [--plot out.png]``: a long-horizon task file in the async loop;
-- ``hrl serve --port P [--host H] [--skill S] [--planner P]``: the ZeroMQ server.
+- ``hrl serve --port P [--host H] [--skill S] [--planner P] [--keys SECRET --authorized DIR]
+  [--skills NAME[@VERSION] ...] [--insecure]``: the ZeroMQ server (off loopback it needs keys or
+  ``--insecure``, and ``--skills``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from hrl_runtime.cli.common import (
     positive_type,
     show_progress,
 )
-from hrl_runtime.serving.server import PolicyServer, ServerConfig
+from hrl_runtime.serving.config import ServerConfig
+from hrl_runtime.serving.server import PolicyServer
 
 
 # --- hrl run ---------------------------------------------------------------------------------
@@ -64,6 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # --- hrl serve -------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    """``hrl serve``: refuses (status 2, one line) before binding or loading anything when the
+    configuration would expose the robot (:meth:`ServerConfig.validate`)."""
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -71,9 +76,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         planner=args.planner,
         control_period_s=1.0 / args.rate,
         planner_threads=args.threads,
+        secret_key_file=args.keys,
+        authorized_keys_dir=args.authorized,
+        insecure=args.insecure,
+        skills=tuple(args.skills) if args.skills else None,
+        client_rate_hz=args.client_rate,
+        client_burst=args.client_burst,
     )
+    config.validate()  # before anything binds or loads
     server = PolicyServer(config)
-    print(f"hrl serve: listening on {server.address} (Ctrl-C stops)", flush=True)
+    access = "CURVE keys" if config.secret_key_file else "no authentication"
+    print(
+        f"hrl serve: listening on {server.address} ({access}; init may load "
+        f"{', '.join(server.skills.refs())}; Ctrl-C stops)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -113,4 +130,34 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     serve.add_argument(
         "--threads", type=THREADS, help="planner threads (default: one fewer than the cores)"
     )
+    add_access_flags(serve, server)
     serve.set_defaults(func=cmd_serve)
+
+
+def add_access_flags(serve: argparse.ArgumentParser, server: ServerConfig) -> None:
+    """Keys, the skill allow-list and the per-client limits of ``hrl serve``."""
+    serve.add_argument("--keys", help="the server's NAME.key_secret (`hrl keys generate`)")
+    serve.add_argument("--authorized", help="directory of the client public keys (*.key) to admit")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --host without keys (anyone on the network can connect)",
+    )
+    serve.add_argument(
+        "--skills",
+        nargs="+",
+        metavar="NAME[@VERSION]",
+        help="the only skills init may load (registry names; required off loopback)",
+    )
+    serve.add_argument(
+        "--client-rate",
+        type=positive_type(checks.MAX_RATE_HZ * 10),
+        default=server.client_rate_hz,
+        help=f"requests/s each client may sustain (default {server.client_rate_hz:g})",
+    )
+    serve.add_argument(
+        "--client-burst",
+        type=count_type(1_000_000),
+        default=server.client_burst,
+        help=f"requests a client may send at once (default {server.client_burst})",
+    )

@@ -13,7 +13,7 @@ _EXPORTS = {
     "HrlClient": "client",
     "ServerError": "client",
     "PolicyServer": "server",
-    "ServerConfig": "server",
+    "ServerConfig": "config",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -3,7 +3,8 @@ it.
 
 The client needs only numpy and pyzmq (no torch): it is what a robot-side Python process runs.
 ``python -m hrl_runtime.serving.client --env hrl/PointArena-v0 --goals "1.5,1.0"`` runs a MuJoCo
-plant at 100 Hz through a server started with ``hrl serve``, and prints one JSON object.
+plant at 100 Hz through a server started with ``hrl serve``, and prints one JSON object; against
+a server with keys add ``--keys CLIENT.key_secret --server-key SERVER.key``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hrl_runtime.errors import HrlError
+from hrl_runtime.errors import ConfigError, HrlError
 
 
 class ServerError(HrlError):
@@ -44,6 +46,12 @@ class HrlClient:
         setup_timeout_s: how long to wait for the reply to ``init`` (loads the skill and builds
             the planner) and ``reset`` (waits for the first plan), which take seconds on a busy
             machine.
+        keys: this client's ``NAME.key_secret`` (``hrl keys generate``) for a server with CURVE;
+            its public key must be in the server's authorized directory.
+        server_key: the server's public ``NAME.key`` (needed with ``keys``).
+
+    Raises:
+        ConfigError: only one of ``keys`` and ``server_key``, or an unusable key file.
     """
 
     def __init__(
@@ -51,9 +59,22 @@ class HrlClient:
         address: str = "tcp://127.0.0.1:5555",
         timeout_s: float = 5.0,
         setup_timeout_s: float = 60.0,
+        keys: str | Path | None = None,
+        server_key: str | Path | None = None,
     ):
         import zmq
 
+        from hrl_runtime.serving import auth
+
+        if (keys is None) != (server_key is None):
+            raise ConfigError(
+                "--keys and --server-key go together: this client's NAME.key_secret and the "
+                "server's public NAME.key"
+            )
+        self._curve = None
+        if keys is not None:
+            public, secret = auth.load_secret_key(keys, "--keys")
+            self._curve = (public, secret, auth.load_public_key(server_key, "--server-key"))
         self.address = address
         self.timeout_ms = int(timeout_s * 1000)
         self.setup_timeout_ms = int(setup_timeout_s * 1000)
@@ -69,6 +90,10 @@ class HrlClient:
         self._socket = self._context.socket(zmq.REQ)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
+        if self._curve is not None:
+            public, secret, server = self._curve
+            self._socket.curve_publickey, self._socket.curve_secretkey = public, secret
+            self._socket.curve_serverkey = server
         self._socket.connect(self.address)
 
     def request(self, message: dict[str, Any], payload: np.ndarray | None = None) -> dict[str, Any]:
@@ -164,6 +189,8 @@ def run_plant(
     radius: float = 0.5,
     seed: int = 0,
     mppi: dict[str, Any] | None = None,
+    keys: str | None = None,
+    server_key: str | None = None,
 ) -> dict[str, Any]:
     """A MuJoCo plant stepping at ``rate_hz`` with actions from the server, until every goal is
     reached or ``seconds`` pass.
@@ -175,7 +202,7 @@ def run_plant(
     """
     import envs
 
-    client = HrlClient(address)
+    client = HrlClient(address, keys=keys, server_key=server_key)
     env = envs.make_env(env_id, max_episode_steps=int(seconds * rate_hz) + 10)
     xy = envs.xy_indices(env)
     fields: dict[str, Any] = {"goals": goals, "radius": radius, "seed": seed}
@@ -242,9 +269,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skill")
     parser.add_argument("--planner")
     parser.add_argument("--mppi", help="MPPIConfig fields as JSON")
+    parser.add_argument("--keys", help="this client's NAME.key_secret (a server with keys)")
+    parser.add_argument("--server-key", help="the server's public NAME.key")
     args = parser.parse_args(argv)
     goals = np.asarray([[float(v) for v in g.split(",")] for g in args.goals.split(";")])
-    report = run_plant(
+    try:
+        report = _run_plant_from(args, goals)
+    except HrlError as error:  # a bad key file or a refusal: one line, status 2
+        print(f"hrl client: error: {error}", file=sys.stderr)
+        return 2
+    except TimeoutError as error:  # with CURVE, a rejected key looks exactly like this
+        print(
+            f"hrl client: error: {error}; is the server running, and with keys: is this "
+            "client's public key in its --authorized directory and --server-key its key?",
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(report))
+    return 0 if report["reached"] else 1
+
+
+def _run_plant_from(args: argparse.Namespace, goals: np.ndarray) -> dict[str, Any]:
+    return run_plant(
         args.address,
         env_id=args.env,
         goals=goals,
@@ -253,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         skill=args.skill,
         planner=args.planner,
         mppi=json.loads(args.mppi) if args.mppi else None,
+        keys=args.keys,
+        server_key=args.server_key,
     )
-    print(json.dumps(report))
-    return 0 if report["reached"] else 1
 
 
 if __name__ == "__main__":

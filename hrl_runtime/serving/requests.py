@@ -301,3 +301,18 @@ def mppi_fields(raw: dict[str, Any], config_type: type) -> dict[str, Any]:
         else:
             checked_fields[name] = field({label: value}, label, type(default))
     return checked_fields
+
+
+PEEK_BYTES = 4096
+"""Largest first frame :func:`peek_call` decodes (a control request is a few hundred bytes)."""
+
+
+def peek_call(frames: list[bytes]) -> str | None:
+    """The call a request names, if it is small and reads as one (for refusals that do not run
+    it), else None."""
+    if not frames or len(frames[0]) > PEEK_BYTES:
+        return None
+    try:
+        return parse_frames(frames)[0]["call"]
+    except RequestError as error:
+        return error.call

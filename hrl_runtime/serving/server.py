@@ -1,7 +1,15 @@
 """A ZeroMQ server that lets a control loop in another process (or language) use hrl skills.
 
-Transport: a REP socket, bound to loopback by default (``tcp://127.0.0.1:5555``). Every request
-gets exactly one reply, so the server keeps REQ/REP lockstep whatever it is sent.
+Transport: a ROUTER socket (:mod:`.transport`; REQ clients see a REP server), bound to loopback by
+default (``tcp://127.0.0.1:5555``). Every request gets exactly one reply, so a REQ client keeps
+its lockstep whatever it sends.
+
+Access (:mod:`.auth`, :mod:`.access`, :mod:`.limits`): with ``secret_key_file`` and
+``authorized_keys_dir`` the socket is a ZeroMQ CURVE server that admits only the authorized
+client keys (a client with another key fails the handshake and gets nothing). Binding anything but
+loopback without keys is refused unless ``insecure``, and off loopback the operator must name the
+skills ``init`` may load (``skills``). Each client (its public key, else its connection) has a
+token bucket of ``client_rate_hz`` requests a second.
 
 Message schema (version 1). A request is one frame holding a UTF-8 JSON object, optionally
 followed by a second frame with the observation as raw little-endian float64 (then ``obs`` is
@@ -24,7 +32,8 @@ call           request fields                                           reply fi
                                                                         ``status``, ``goal_index``,
                                                                         ``done``, ``plan_age_ms``
 ``status``     -                                                        ``initialized``, timing,
-                                                                        faults, ``safe_stop``
+                                                                        faults, ``safe_stop``,
+                                                                        ``access`` (limits)
 ``shutdown``   -                                                        (the server stops)
 =============  =======================================================  ==========================
 
@@ -44,6 +53,8 @@ naming the field, what is wrong and the fix (values echoed shortened). Error cod
 - ``not_initialized`` (a call before ``init``), ``not_started`` (``get_action`` before ``reset``);
 - ``init_failed``: the skill or planner could not be loaded (unknown, tampered, pickled,
   incompatible);
+- ``forbidden``: ``init`` named a directory path, or a skill or version outside the allow-list;
+- ``rate_limited``: the client sent more than its rate allows (its call was not run);
 - ``internal``: a bug (logged with its traceback; the server keeps serving).
 
 Every error reply to ``get_action`` carries the safe ``action`` to send (the stop action before
@@ -67,14 +78,17 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hrl_runtime.serving import requests
+from hrl_runtime.serving import auth, requests
+from hrl_runtime.serving.access import SkillAllowList
+from hrl_runtime.serving.config import ServerConfig
+from hrl_runtime.serving.limits import ClientLimits
 from hrl_runtime.serving.requests import CALLS, CONTROL_CALLS, RequestError, parse_frames
 from hrl_runtime.serving.session import Session
+from hrl_runtime.serving.transport import RouterTransport
 
 logger = logging.getLogger(__name__)
 
@@ -83,55 +97,38 @@ __all__ = ["CALLS", "PROTOCOL_VERSION", "PolicyServer", "RequestError", "ServerC
 PROTOCOL_VERSION = 1
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    """Configuration of :class:`PolicyServer`."""
-
-    host: str = "127.0.0.1"
-    """Interface to bind; loopback by default (pass 0.0.0.0 deliberately to expose it)."""
-    port: int = 5555
-    """TCP port; 0 picks a free one (see :attr:`PolicyServer.address`)."""
-    skill: str | None = None
-    """Skill used by ``init`` when the request names none."""
-    planner: str = "mppi"
-    """High level used by ``init`` when the request names none."""
-    control_period_s: float = 0.01
-    """The client's control period: a reply later than this after the request's receipt counts
-    as a deadline miss."""
-    planner_threads: int | None = None
-    """numba threads of each session's planner thread (None: one fewer than the cores)."""
-    planner_nice: int = 0
-    """Niceness added to each session's planner thread (and its numba workers; Linux). A positive
-    value lets the thread answering requests win the CPU from the planner, but on a machine
-    busy with other processes it starves the planner (plans go stale), so it is off by default."""
-    switch_interval_s: float = 0.0005
-    """GIL switch interval while serving (CPython's default, 5 ms, is half a control period: the
-    reply path would wait that long whenever the planner thread holds the GIL)."""
-
-
 class PolicyServer:
-    """Serves one skill session at a time over a ZeroMQ REP socket.
+    """Serves one skill session at a time over a ZeroMQ ROUTER socket.
 
     Args:
-        config: address and defaults.
+        config: address, keys, allow-list, limits and defaults.
 
     Attributes:
         address: the bound endpoint, e.g. ``tcp://127.0.0.1:5555``.
+
+    Raises:
+        ConfigError: see :meth:`ServerConfig.validate`; an unusable key file or authorized
+            directory; a ``skills`` entry that is a path or not on the search path.
     """
 
     def __init__(self, config: ServerConfig | None = None):
-        import zmq
-
         self.config = config or ServerConfig()
-        self._context = zmq.Context.instance()
-        self._socket = self._context.socket(zmq.REP)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        if self.config.port == 0:
-            port = self._socket.bind_to_random_port(f"tcp://{self.config.host}")
-        else:
-            port = self.config.port
-            self._socket.bind(f"tcp://{self.config.host}:{port}")
-        self.address = f"tcp://{self.config.host}:{port}"
+        self.config.validate()
+        if self.config.secret_key_file is None and not auth.is_loopback(self.config.host):
+            logger.warning(
+                "serving %s WITHOUT authentication (--insecure): anyone who reaches this port "
+                "can command the robot",
+                self.config.host,
+            )
+        self.skills = SkillAllowList(self.config.skills, self.config.skill)
+        self.limits = ClientLimits(self.config.client_rate_hz, self.config.client_burst)
+        self._transport = RouterTransport(
+            self.config.host,
+            self.config.port,
+            self.config.secret_key_file,
+            self.config.authorized_keys_dir,
+        )
+        self.address = self._transport.address
         self.session: Session | None = None
         self._open_tick: tuple[Session, bool] | None = None
         self.running = False
@@ -145,21 +142,18 @@ class PolicyServer:
         Every frame gets one reply, whatever it holds. The clock of a request starts when the
         poll reports its frame, before it is read, and stops after the reply is sent.
         """
-        import zmq
-
+        transport = self._transport
         self.running = True
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
         interval = sys.getswitchinterval()
         sys.setswitchinterval(self.config.switch_interval_s)
         try:
             while self.running:
-                if not poller.poll(poll_ms):
+                if not transport.poll(poll_ms):
                     continue
                 received = time.perf_counter()
-                frames = self._socket.recv_multipart(copy=True)
-                reply = self.reply(frames, received)
-                self._socket.send(encode_reply(reply))
+                incoming = transport.receive()
+                reply = self.reply(incoming.frames, received, incoming.client)
+                transport.send(incoming.envelope, encode_reply(reply))
                 self.finish_tick(received)
         finally:
             sys.setswitchinterval(interval)
@@ -170,7 +164,7 @@ class PolicyServer:
         if self.session is not None:
             self.session.close()
             self.session = None
-        self._socket.close(0)
+        self._transport.close()
 
     # --- requests --------------------------------------------------------------------------------
     def handle(self, frames: list[bytes], received: float | None = None) -> dict[str, Any]:
@@ -187,11 +181,27 @@ class PolicyServer:
         self.finish_tick(received)
         return reply
 
-    def reply(self, frames: list[bytes], received: float) -> dict[str, Any]:
+    def reply(
+        self, frames: list[bytes], received: float, client: bytes | None = None
+    ) -> dict[str, Any]:
         """The reply to one request; never raises. A control request leaves its tick open until
-        :meth:`finish_tick` (after the reply is sent)."""
+        :meth:`finish_tick` (after the reply is sent).
+
+        Args:
+            frames: the request's frames.
+            received: ``time.perf_counter()`` at the frame's receipt.
+            client: who sent it (its rate limit applies); None: no limit (in-process calls).
+        """
         self.requests += 1
         call = None
+        if client is not None and not self.limits.allow(client, received):
+            return self._refusal(
+                requests.peek_call(frames),
+                "rate_limited",
+                f"more than {self.limits.rate_hz:g} requests/s (burst {self.limits.burst:g}) "
+                "from this client; slow down (the call was not run)",
+                None,
+            )
         try:
             request, payload = parse_frames(frames)
             call = request["call"]
@@ -282,7 +292,7 @@ class PolicyServer:
 
     # --- calls ---------------------------------------------------------------------------------
     def _call_init(self, request, payload, received) -> dict[str, Any]:
-        session = Session(request, self.config)
+        session = Session(request, self.config, self.skills)
         if self.session is not None:
             self.session.close()
         self.session = session
@@ -367,7 +377,12 @@ class PolicyServer:
         from hrl_runtime.loop import latency_summary_ms
 
         if self.session is None:
-            return {"initialized": False, "requests": self.requests, "errors": self.errors}
+            return {
+                "initialized": False,
+                "requests": self.requests,
+                "errors": self.errors,
+                "access": self._access(),
+            }
         session = self.session
         loop = session.loop
         worker = loop.worker
@@ -393,6 +408,15 @@ class PolicyServer:
             "goals": summary()["goals"] if summary is not None and session.started else [],
             "requests": self.requests,
             "errors": self.errors,
+            "access": self._access(),
+        }
+
+    def _access(self) -> dict[str, Any]:
+        """Who may connect, what ``init`` may load and the per-client limits."""
+        return {
+            "authenticated": self._transport.authenticated,
+            "skills": self.skills.refs(),
+            "limits": self.limits.to_json(),
         }
 
     def _call_shutdown(self, request, payload, received) -> dict[str, Any]:

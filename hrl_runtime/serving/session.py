@@ -4,6 +4,7 @@ around them, from a request whose every field is checked first (:mod:`.requests`
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from hrl_runtime import checks
 from hrl_runtime.errors import ConfigError, HrlError
 from hrl_runtime.registry import load_skill
 from hrl_runtime.serving import requests
+from hrl_runtime.serving.access import SkillAllowList
 from hrl_runtime.serving.requests import RequestError, checked, field
 
 MAX_SAFE_STOP_AFTER = 1_000_000
@@ -25,6 +27,9 @@ class SessionFields:
     """The checked fields of an ``init`` request (see the server's schema)."""
 
     skill_ref: str
+    """The skill as the request (or the server's default) named it."""
+    source: str | Path
+    """What is loaded: the ref, or the package directory the allow-list pinned."""
     planner: str
     goals: np.ndarray
     """``(N, 2)`` goals, metres (checked against the arena once the skill is loaded)."""
@@ -38,17 +43,23 @@ class SessionFields:
     mppi: dict[str, Any]
 
 
-def init_fields(request: dict[str, Any], default_skill: str | None, default_planner: str):
+def init_fields(request: dict[str, Any], skills: SkillAllowList, default_planner: str):
     """The fields of an ``init`` request, each checked (the skill is not loaded yet).
 
+    Args:
+        request: the ``init`` request.
+        skills: what the server may load; the named skill (or the server's default) goes
+            through it first.
+
     Raises:
-        RequestError: ``bad_field`` or ``non_finite`` naming the first bad field.
+        RequestError: ``forbidden`` (a skill outside the allow-list, or a path), ``bad_field``
+            or ``non_finite`` naming the first bad field.
     """
     from planners import MPPIConfig
 
-    skill_ref = field(request, "skill", str, default_skill)
-    if skill_ref is None:
-        raise RequestError("bad_field", "field 'skill' is required (the server has no --skill)")
+    named = field(request, "skill", str, None)
+    source = skills.resolve(named)
+    skill_ref = named if named is not None else str(skills.default)
     xy = field(request, "xy_indices", list, [0, 1])
     if len(xy) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in xy):
         raise RequestError(
@@ -56,6 +67,7 @@ def init_fields(request: dict[str, Any], default_skill: str | None, default_plan
         )
     return SessionFields(
         skill_ref=skill_ref,
+        source=source,
         planner=field(request, "planner", str, default_planner),
         goals=requests.goals(field(request, "goals", list)),
         xy=(xy[0], xy[1]),
@@ -97,6 +109,7 @@ class Session:
     Args:
         request: the ``init`` request.
         config: the server's :class:`~hrl_runtime.serving.server.ServerConfig`.
+        skills: what ``init`` may load (the server's allow-list).
 
     Attributes:
         arena_low, arena_high: ``(2,)`` x-y bounds goals must lie in: the skill's observation
@@ -104,16 +117,16 @@ class Session:
         latencies: seconds from the receipt of each control request to its reply.
 
     Raises:
-        RequestError: ``bad_field``/``non_finite`` (a field), ``init_failed`` (the skill or the
-            planner could not be built).
+        RequestError: ``forbidden`` (a skill outside the allow-list), ``bad_field``/``non_finite``
+            (a field), ``init_failed`` (the skill or the planner could not be built).
     """
 
-    def __init__(self, request: dict[str, Any], config: Any):
+    def __init__(self, request: dict[str, Any], config: Any, skills: SkillAllowList):
         from hrl_runtime.async_loop import AsyncControlLoop, AsyncLoopConfig
         from hrl_runtime.safety import SafetyConfig
         from planners import MPPIConfig, SequenceConfig
 
-        given = init_fields(request, config.skill, config.planner)
+        given = init_fields(request, skills, config.planner)
         try:
             loop_config = AsyncLoopConfig(
                 control_period_s=config.control_period_s,
@@ -129,7 +142,7 @@ class Session:
             mppi.validate()
         except (ValueError, TypeError, ConfigError) as error:
             raise RequestError("bad_field", str(error)) from None
-        skill = self._load(given.skill_ref)
+        skill = self._load(given.source)
         observation_dim = int(np.prod(skill.observation_space.shape))
         if max(given.xy) >= observation_dim or min(given.xy) < 0:
             raise RequestError(
@@ -154,9 +167,9 @@ class Session:
         self.deadline_misses = 0
 
     @staticmethod
-    def _load(skill_ref: str):
+    def _load(source: str | Path):
         try:
-            return load_skill(skill_ref)
+            return load_skill(source)
         except (HrlError, ValueError) as error:
             message = f"{type(error).__name__}: {error}"
             raise RequestError("init_failed", message) from None
