@@ -19,7 +19,8 @@ from hrl_runtime.errors import ConfigError
 from hrl_runtime.serving import transport
 from hrl_runtime.serving.client import HrlClient, run_plant
 from hrl_runtime.serving.config import ServerConfig
-from hrl_runtime.serving.limits import ClientLimits
+from hrl_runtime.serving.limits import TRANSPORT_FRAME_BYTES, ClientLimits
+from hrl_runtime.serving.requests import MAX_FRAME_BYTES
 from hrl_runtime.serving.server import PolicyServer
 
 SHIPPED = Path(__file__).resolve().parents[1] / "skill_library" / "pretrained"
@@ -267,6 +268,16 @@ def test_a_flooding_client_is_limited_while_another_keeps_being_answered(keys):
         arm.close()
     finally:
         stop()
+
+
+def test_frames_too_large_are_refused_and_huge_ones_never_read(secure_server, keys):
+    arm = client(secure_server, keys, "arm", timeout_s=1.0)
+    reply = arm.request_frames([b"{" * (MAX_FRAME_BYTES + 1)])
+    one_line_refusal(reply, "too_large")
+    with pytest.raises(TimeoutError):  # beyond MAXMSGSIZE the connection is dropped unread
+        arm.request_frames([b"{" * (TRANSPORT_FRAME_BYTES + 1)], timeout_ms=500)
+    assert arm.status()["access"]["limits"]["max_frame_bytes"] == MAX_FRAME_BYTES
+    arm.close()
 
 
 # --- hrl serve refuses to expose the robot --------------------------------------------------------

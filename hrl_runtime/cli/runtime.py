@@ -117,7 +117,11 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         "--port", type=count_type(65_535), default=server.port, help="TCP port (default 5555)"
     )
     serve.add_argument("--host", default=server.host, help="interface (default: loopback only)")
-    serve.add_argument("--skill", help="default skill for init (NAME[@VERSION] or directory)")
+    serve.add_argument(
+        "--skill",
+        help="default skill for init: NAME[@VERSION] (a directory only without --skills; "
+        "with --skills the default is its first entry)",
+    )
     serve.add_argument(
         "--planner", default=server.planner, help="default high level: mppi or sequence"
     )

@@ -93,10 +93,12 @@ class RouterTransport:
         """The waiting request (call after :meth:`poll` said one is there)."""
         parts = self.socket.recv_multipart(copy=False)
         split = 2 if len(parts) >= 2 and len(parts[1]) == 0 else 1
+        client = parts[0].bytes
         if self.authenticated:
-            client = parts[0].get("User-Id").encode()
-        else:
-            client = parts[0].bytes
+            try:
+                client = parts[0].get("User-Id").encode()
+            except self._zmq.ZMQError:  # no ZAP user id: keep the connection's routing id
+                logger.warning("a CURVE message came without a user id; limiting its connection")
         return Incoming(
             envelope=[part.bytes for part in parts[:split]],
             client=client,
