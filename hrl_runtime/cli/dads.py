@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from hrl_runtime.cli.common import (
     SEED,
+    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_package_flags,
@@ -19,7 +20,8 @@ from hrl_runtime.cli.common import (
     make_env,
     show_progress,
 )
-from skill_library.dads.config import DADSConfig
+from hrl_runtime.errors import ConfigError
+from skill_library.dads.config import DEFAULT_PRESET_BY_ENV, PRESETS, DADSConfig, preset
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,35 @@ MAX_LATENT_DIM = 64
 """Largest DADS skill dimension dz the command line accepts (skills are sampled uniformly)."""
 MAX_NUM_ENVS = 256
 """Most environments stepped side by side."""
+MAX_ENV_WORKERS = 64
+"""Most worker processes stepping environments."""
+
+
+def base_config(args: argparse.Namespace) -> DADSConfig:
+    """``--preset``, else the preset ``--env`` selects (Ant-v5: ``ant``), else the defaults;
+    then every option given on the command line replaces the preset's value."""
+    name = args.preset or DEFAULT_PRESET_BY_ENV.get(args.env)
+    config = preset(name) if name else DADSConfig()
+    if args.env is not None and args.env != config.env_id and name is not None:
+        raise ConfigError(
+            f"--preset {name} trains on {config.env_id}, not --env {args.env}; drop one of them"
+        )
+    given = {
+        "env_id": args.env,
+        "latent_dim": args.latent_dim,
+        "steps": args.steps,
+        "num_envs": args.num_envs,
+        "env_workers": args.env_workers,
+        "torch_threads": args.torch_threads,
+    }
+    config = replace(config, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
+    if args.off_policy:
+        config = replace(config, off_policy=True)
+    if args.all_dims:
+        config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    if config.env_workers >= config.num_envs:
+        config = replace(config, env_workers=config.num_envs - 1)
+    return config
 
 
 def whole_iterations(config: DADSConfig) -> int:
@@ -37,20 +68,10 @@ def whole_iterations(config: DADSConfig) -> int:
 
 
 def cmd_train_dads(args: argparse.Namespace) -> int:
-    config = replace(
-        DADSConfig(),
-        env_id=args.env,
-        latent_dim=args.latent_dim,
-        steps=args.steps,
-        seed=args.seed,
-        num_envs=args.num_envs,
-        off_policy=args.off_policy,
-    )
-    if args.all_dims:
-        config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    config = base_config(args)
     config.validate()
     out = check_package_target(args)  # --out, --name, --version: before any training
-    make_env(args.env, max_episode_steps=10).close()  # refuse unknown ids before training
+    make_env(config.env_id, max_episode_steps=10).close()  # refuse unknown ids before training
     planned = whole_iterations(config)
     if planned != config.steps:
         logger.warning(
@@ -71,8 +92,8 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
 
     def describe(metrics: dict) -> str:
         steps = f"{metrics['steps']} steps"
-        if metrics["steps"] != args.steps:
-            steps += f" ({args.steps} requested, rounded up to whole iterations)"
+        if metrics["steps"] != config.steps:
+            steps += f" ({config.steps} requested, rounded up to whole iterations)"
         return (
             f"{steps}, dynamics log-likelihood {metrics['dynamics_log_likelihood']:.3f}, "
             f"intrinsic reward {metrics['intrinsic_reward']:.3f}, skill distinctness "
@@ -84,7 +105,7 @@ def cmd_train_dads(args: argparse.Namespace) -> int:
         path,
         describe,
         plot=str(path / "skills.png"),
-        steps_requested=args.steps,
+        steps_requested=config.steps,
     )
 
 
@@ -92,28 +113,51 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     """``hrl train dads``."""
     defaults = DADSConfig()
     dads = with_json(algorithms.add_parser("dads", help="DADS skill discovery"))
-    dads.add_argument("--env", default=defaults.env_id, help="environment id")
+    dads.add_argument(
+        "--env", default=None, help=f"environment id (default {defaults.env_id}, or the preset's)"
+    )
+    dads.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="start from a named configuration (Ant-v5 selects 'ant' by itself); the options "
+        "below replace its values",
+    )
     dads.add_argument(
         "--latent-dim",
         type=count_type(MAX_LATENT_DIM),
-        default=defaults.latent_dim,
-        help=f"skill dimension dz (1..{MAX_LATENT_DIM})",
+        default=None,
+        help=f"skill dimension dz (1..{MAX_LATENT_DIM}; default {defaults.latent_dim})",
     )
     per_iteration = defaults.num_envs * defaults.episode_length
     dads.add_argument(
         "--steps",
         type=TRAIN_STEPS,
-        default=defaults.steps,
-        help="policy steps in total, rounded up to whole iterations of --num-envs x "
-        f"{defaults.episode_length} steps ({per_iteration} by default); the report gives both",
+        default=None,
+        help=f"policy steps in total (default {defaults.steps}; the preset's with --preset), "
+        "rounded up to whole iterations of --num-envs x episode steps "
+        f"({per_iteration} by default); the report gives both",
     )
     add_package_flags(dads, "dads-skills")
     dads.add_argument("--seed", type=SEED, default=defaults.seed)
     dads.add_argument(
         "--num-envs",
         type=count_type(MAX_NUM_ENVS),
-        default=defaults.num_envs,
-        help="environments side by side",
+        default=None,
+        help=f"environments side by side (default {defaults.num_envs}, or the preset's)",
+    )
+    dads.add_argument(
+        "--env-workers",
+        type=count_type(MAX_ENV_WORKERS, low=0),
+        default=None,
+        help="worker processes stepping groups of the environments beside the trainer "
+        "(default 0, or the preset's; at most --num-envs - 1)",
+    )
+    dads.add_argument(
+        "--torch-threads",
+        type=THREADS,
+        default=None,
+        help="torch threads of the training updates (default 1)",
     )
     dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
     dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")

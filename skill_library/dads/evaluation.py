@@ -28,7 +28,8 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
     Returns:
         ``trajectories (N, 2, steps + 1, do)``, ``end_spread`` (RMS distance of end states from
         their mean over z), ``repeat_spread`` (RMS distance between the two repeats of each z),
-        and their ratio ``skill_distinctness``.
+        their ratio ``skill_distinctness``, and ``grid_fall_rate`` (fraction of the runs that
+        terminated, e.g. Ant falling).
     """
     import envs
 
@@ -39,17 +40,12 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
     trajectories = np.zeros(
         (len(grid), 2, config.episode_length + 1, env.observation_space.shape[0])
     )
+    fell = np.zeros((len(grid), 2), bool)
     for index, z in enumerate(grid):
         for repeat in range(2):
-            obs, _ = env.reset(seed=seed + repeat)
-            skill.reset()
-            trajectories[index, repeat, 0] = obs
-            for step in range(config.episode_length):
-                for _ in range(skill.hold_steps):
-                    obs, _, terminated, truncated, _ = env.step(skill.act(obs, z))
-                    if terminated or truncated:
-                        break
-                trajectories[index, repeat, step + 1] = obs
+            trajectories[index, repeat], fell[index, repeat] = _rollout(
+                env, skill, z, config.episode_length, seed + repeat
+            )
     dims = list(config.dynamics_dims or range(trajectories.shape[-1]))
     ends = trajectories[:, :, -1][..., dims]
     end_spread = float(np.sqrt(((ends[:, 0] - ends[:, 0].mean(0)) ** 2).sum(-1).mean()))
@@ -59,7 +55,27 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
         "end_spread": end_spread,
         "repeat_spread": repeat_spread,
         "skill_distinctness": end_spread / max(repeat_spread, 1e-6),
+        "grid_fall_rate": float(fell.mean()),
     }
+
+
+def _rollout(env: Any, skill: DADSSkill, z: np.ndarray, steps: int, seed: int) -> tuple:
+    """Observations ``(steps + 1, do)`` of skill ``z`` from a reset with ``seed`` (held at the
+    last one once the episode terminates) and whether it terminated (a fall, on Ant)."""
+    obs, _ = env.reset(seed=seed)
+    skill.reset()
+    path = np.zeros((steps + 1, env.observation_space.shape[0]))
+    path[0] = obs
+    for step in range(steps):
+        for _ in range(skill.hold_steps):
+            obs, _, terminated, truncated, _ = env.step(skill.act(obs, z))
+            if terminated or truncated:
+                break
+        path[step + 1] = obs
+        if terminated:
+            path[step + 1 :] = obs
+            return path, True
+    return path, False
 
 
 def plot_skill_grid(trajectories: np.ndarray, path: Path, config: DADSConfig) -> Path:

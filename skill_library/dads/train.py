@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +36,21 @@ logger = logging.getLogger(__name__)
 
 
 class _Envs:
-    """``num_envs`` environments stepped in lockstep at the policy's rate."""
+    """``num_envs`` environments stepped in lockstep at the policy's rate (an
+    :class:`envs.batch.EnvBatch`, ``env_workers`` groups in worker processes), each one episode
+    per iteration; an environment whose episode terminated (Ant: unhealthy torso) stays out
+    until the next reset."""
 
     def __init__(self, config: DADSConfig, rng: np.random.Generator):
         import envs
+        from envs.batch import EnvBatch
 
         horizon = config.episode_length * config.action_repeat + 1
-        self.envs = [
-            envs.make_env(config.env_id, max_episode_steps=horizon) for _ in range(config.num_envs)
-        ]
-        self.goal_space = envs.goal_space(self.envs[0])
+        self.batch = EnvBatch(config.env_id, config.num_envs, horizon, config.env_workers)
+        self.goal_space = envs.goal_space(self.batch.first)
         self.config = config
         self.rng = rng
-        self.obs = np.zeros((config.num_envs, *self.envs[0].observation_space.shape), np.float32)
+        self.obs = np.zeros((config.num_envs, *self.batch.observation_space.shape), np.float32)
         self.alive = np.ones(config.num_envs, bool)
 
     @property
@@ -56,34 +59,31 @@ class _Envs:
 
     @property
     def action_dim(self) -> int:
-        return int(np.prod(self.envs[0].action_space.shape))
+        return int(np.prod(self.batch.action_space.shape))
 
     def reset(self) -> np.ndarray:
         layout = getattr(self.goal_space, "layout", None)
-        for index, env in enumerate(self.envs):
-            options = None
-            if self.config.random_start and layout is not None:
-                options = {"start_xy": tuple(self.goal_space.sample(self.rng, 1)[0])}
-            seed = int(self.rng.integers(2**31))
-            self.obs[index] = env.reset(seed=seed, options=options)[0]
+        options: list[dict | None] = [None] * self.config.num_envs
+        if self.config.random_start and layout is not None:
+            starts = self.goal_space.sample(self.rng, self.config.num_envs)
+            options = [{"start_xy": tuple(start)} for start in starts]
+        seeds = [int(seed) for seed in self.rng.integers(2**31, size=self.config.num_envs)]
+        self.obs[:] = self.batch.reset(seeds, options)
         self.alive[:] = True
         return self.obs.copy()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Holds each action for ``action_repeat`` control steps; returns next obs and dones."""
-        dones = np.zeros(len(self.envs), np.float32)
-        for index, env in enumerate(self.envs):
-            if not self.alive[index]:
-                continue
-            for _ in range(self.config.action_repeat):
-                obs, _, terminated, truncated, _ = env.step(actions[index])
-                if terminated or truncated:
-                    break
-            self.obs[index] = obs
-            if terminated:
-                dones[index] = 1.0
-                self.alive[index] = False
+        """Holds each action for ``action_repeat`` control steps; returns next obs ``(N, do)``
+        and dones ``(N,)`` (1 only where the episode terminated, so SAC does not bootstrap
+        there; a time limit is not a termination)."""
+        obs, _, terminated, _ = self.batch.step(actions, self.alive, self.config.action_repeat)
+        self.obs[self.alive] = obs[self.alive]
+        dones = (terminated & self.alive).astype(np.float32)
+        self.alive &= ~terminated
         return self.obs.copy(), dones
+
+    def close(self) -> None:
+        self.batch.close()
 
 
 class DADSTrainer:
@@ -127,12 +127,22 @@ class DADSTrainer:
     def _sample_skills(self, count: int) -> np.ndarray:
         return self.rng.uniform(-1.0, 1.0, (count, self.config.latent_dim)).astype(np.float32)
 
-    def collect(self) -> dict[str, np.ndarray]:
-        """One episode in every environment with the current stochastic policy."""
+    def collect(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """One episode in every environment with the current stochastic policy.
+
+        Returns:
+            The transitions (one column per replay field, ``(n, ...)``) and the episodes'
+            statistics: ``fall_rate`` (fraction of episodes that terminated, e.g. Ant's torso
+            leaving the healthy range), ``episode_steps`` (mean policy steps) and
+            ``displacement_spread`` (RMS distance of the episodes' ``dynamics_dims`` change
+            from its mean over the batch: how far apart different skills go).
+        """
         config = self.config
         obs = self.envs.reset()
+        start = obs[:, list(self.dynamics_dims)].copy()
         skills = self._sample_skills(config.num_envs)
         columns: dict[str, list[np.ndarray]] = {k: [] for k in self.replay.data}
+        fell = np.zeros(config.num_envs, bool)
         for step in range(config.episode_length):
             if config.skill_hold and step > 0 and step % config.skill_hold == 0:
                 skills = self._sample_skills(config.num_envs)
@@ -142,7 +152,10 @@ class DADSTrainer:
                 )
             actions = actions.numpy()
             alive = self.envs.alive.copy()
+            if not alive.any():
+                break
             next_obs, dones = self.envs.step(actions)
+            fell |= dones > 0
             for key, value in (
                 ("obs", obs),
                 ("next_obs", next_obs),
@@ -153,7 +166,13 @@ class DADSTrainer:
             ):
                 columns[key].append(value[alive])
             obs = next_obs
-        return {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}
+        moved = obs[:, list(self.dynamics_dims)] - start
+        stats = {
+            "fall_rate": float(fell.mean()),
+            "episode_steps": sum(len(c) for c in columns["dones"]) / config.num_envs,
+            "displacement_spread": float(np.sqrt(((moved - moved.mean(0)) ** 2).sum(-1).mean())),
+        }
+        return {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}, stats
 
     def _dynamics_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         dims = list(self.dynamics_dims)
@@ -203,13 +222,17 @@ class DADSTrainer:
 
     def iterate(self) -> dict[str, float]:
         """Collect, fit q_phi, relabel, SAC (Algorithm 1, one pass)."""
-        fresh = self.collect()
+        started = time.perf_counter()
+        fresh, metrics = self.collect()
+        collected = time.perf_counter()
         self._store(fresh)
-        metrics = {"dynamics_log_likelihood_new_data": self._fit_normalizers(fresh)}
+        metrics["dynamics_log_likelihood_new_data"] = self._fit_normalizers(fresh)
         metrics.update(self.update_dynamics())
         pool = self.relabel(self._relabel_pool())
         metrics["intrinsic_reward"] = pool["rewards"].mean().item()
         metrics.update(self.update_policy(pool))
+        metrics["collect_seconds"] = collected - started
+        metrics["update_seconds"] = time.perf_counter() - collected
         self.steps_done += len(fresh["obs"])
         self.iteration += 1
         metrics["steps"] = float(self.steps_done)
@@ -278,24 +301,38 @@ class DADSTrainer:
             budget="steps",
             command=self.command,
             progress=progress,
+            threads=self.config.torch_threads,
         )
         state = run.resume() if resume else None
         if state is not None:
             self.restore(state)
-        with run.session(done=self.steps_done, log_step=self.iteration):
-            while self.steps_done < self.config.steps:
-                before = self.steps_done
-                metrics = self.iterate()
-                run.log(self.iteration, metrics)
-                run.advance(
-                    self.steps_done - before,
-                    ll=f"{metrics['dynamics_log_likelihood']:.2f}",
-                    r=f"{metrics['intrinsic_reward']:.2f}",
-                )
-                if self.iteration % self.config.checkpoint_every == 0:
-                    run.save(self.state())
+        try:
+            with run.session(done=self.steps_done, log_step=self.iteration):
+                while self.steps_done < self.config.steps:
+                    self._train_iteration(run)
+        finally:
+            self.close()
         run.save(self.state())
         return self.package(run, name=name, version=version)
+
+    def _train_iteration(self, run: TrainingRun) -> None:
+        """One :meth:`iterate`, logged, shown, and checkpointed every ``checkpoint_every``."""
+        before = self.steps_done
+        metrics = self.iterate()
+        run.log(self.iteration, metrics)
+        run.advance(
+            self.steps_done - before,
+            ll=f"{metrics['dynamics_log_likelihood']:.2f}",
+            r=f"{metrics['intrinsic_reward']:.2f}",
+            fall=f"{metrics['fall_rate']:.2f}",
+            spread=f"{metrics['displacement_spread']:.2f}",
+        )
+        if self.iteration % self.config.checkpoint_every == 0:
+            run.save(self.state())
+
+    def close(self) -> None:
+        """Stops the environment workers (the trainer collects no more after this)."""
+        self.envs.close()
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint holds besides the config and the history."""
@@ -331,7 +368,7 @@ class DADSTrainer:
         """The current policy and dynamics as a :class:`DADSSkill`."""
         import copy
 
-        env = self.envs.envs[0]
+        env = self.envs.batch.first
         skill_config = DADSSkillConfig(
             latent_dim=self.config.latent_dim,
             policy_obs_indices=self.policy_dims,
@@ -393,8 +430,14 @@ def split_observation(config: DADSConfig, obs_dim: int) -> tuple[tuple[int, ...]
             f"dynamics_dims {dynamics_dims} out of range for {config.env_id} "
             f"observations of size {obs_dim}"
         )
+    visible = tuple(config.policy_obs_dims or range(obs_dim))
+    if max(visible) >= obs_dim:
+        raise ConfigError(
+            f"policy_obs_dims {visible} out of range for {config.env_id} "
+            f"observations of size {obs_dim}"
+        )
     hidden = set(dynamics_dims) if config.hide_dynamics_dims else set()
-    return dynamics_dims, tuple(i for i in range(obs_dim) if i not in hidden)
+    return dynamics_dims, tuple(i for i in visible if i not in hidden)
 
 
 def _replay_buffer(config: DADSConfig, obs_dim: int, action_dim: int) -> ReplayBuffer:
