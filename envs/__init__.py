@@ -10,7 +10,7 @@ from envs.far_goal import FixedGoal, bfs_cell_distances, farthest_cell
 from envs.goals import GoalFollowing, GoalSpace, goal_space, xy_indices
 from envs.layout import MazeLayout
 from envs.point_mass import PointMassConfig, PointMassEnv
-from envs.registration import env_ids, episode_steps, make_env
+from envs.registration import env_ids, episode_steps, make_env, success_radius
 from envs.rendering import offscreen_rendering_problem
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "load_dataset",
     "make_env",
     "offscreen_rendering_problem",
+    "success_radius",
     "xy_indices",
 ]

@@ -30,6 +30,10 @@ class GoalSpace:
     """If set, goals must also lie in the layout's free space (not inside a wall)."""
     sample_margin: float = 0.3
     """Clearance from walls of sampled goals, metres (only used with a layout)."""
+    start_distance: tuple[float, float] | None = None
+    """If set, sampled goals lie this many metres (min, max) from the start pose's x-y, the
+    origin: each goal is a task from the start (Ant: 3-8 m), and goal following attempts each
+    one from a reset."""
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
@@ -45,6 +49,15 @@ class GoalSpace:
                 f"GoalSpace: low {self.low.tolist()} must be below high {self.high.tolist()} "
                 "in both x and y."
             )
+        if self.start_distance is not None:
+            near, far = (float(v) for v in self.start_distance)
+            reach = float(np.min(np.abs(np.concatenate([self.low, self.high]))))
+            if not 0 <= near < far <= reach:
+                raise ValueError(
+                    f"GoalSpace.start_distance {self.start_distance} must be (min, max) metres "
+                    f"with 0 <= min < max <= {reach:g} (the box around the origin)"
+                )
+            object.__setattr__(self, "start_distance", (near, far))
 
     @classmethod
     def for_layout(cls, layout: MazeLayout, sample_margin: float = 0.3) -> GoalSpace:
@@ -61,17 +74,24 @@ class GoalSpace:
         return cls(low=low, high=high, layout=layout, sample_margin=sample_margin)
 
     @classmethod
-    def box(cls, low: Sequence[float], high: Sequence[float]) -> GoalSpace:
+    def box(
+        cls,
+        low: Sequence[float],
+        high: Sequence[float],
+        start_distance: tuple[float, float] | None = None,
+    ) -> GoalSpace:
         """An axis-aligned box of goals with no walls.
 
         Args:
             low: ``(2,)`` lower corner, metres.
             high: ``(2,)`` upper corner, metres.
+            start_distance: ``(min, max)`` metres from the origin of sampled goals (None:
+                uniform over the box).
 
         Returns:
             The goal space.
         """
-        return cls(low=np.asarray(low), high=np.asarray(high))
+        return cls(low=np.asarray(low), high=np.asarray(high), start_distance=start_distance)
 
     def why_not(self, xy: Sequence[float] | np.ndarray) -> str | None:
         """Why a point is not a valid goal.
@@ -119,8 +139,15 @@ class GoalSpace:
             n: Number of goals.
 
         Returns:
-            ``(n, 2)`` goals, metres; ``sample_margin`` from walls when there is a layout.
+            ``(n, 2)`` goals, metres; ``sample_margin`` from walls when there is a layout,
+            ``start_distance`` from the origin when that is set.
         """
+        if self.start_distance is not None:
+            # Uniform over the annulus's area: radius from the square root of a uniform draw.
+            near, far = self.start_distance
+            radius = np.sqrt(rng.uniform(near**2, far**2, size=n))
+            angle = rng.uniform(-np.pi, np.pi, size=n)
+            return np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
         if self.layout is None:
             return rng.uniform(self.low, self.high, size=(n, 2))
         points = self.layout.sample_free(rng, n, margin=self.sample_margin)

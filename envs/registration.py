@@ -33,6 +33,14 @@ _TASK_ENVS: dict[str, tuple[str, int]] = {
     POINT_MAZE_FAR_ID: ("envs.far_goal:make_point_maze_far", 3000),
 }
 
+ANT_GOAL_DISTANCE = (3.0, 8.0)
+"""Metres from the start of Ant's random goals."""
+
+_SUCCESS_RADIUS: dict[str, float] = {ANT_ID: 1.0}
+"""Goal-reaching radii other than the default, metres (Ant's torso is ~0.5 m across)."""
+DEFAULT_SUCCESS_RADIUS = 0.5
+"""Goal-reaching radius of the point masses and every env not in ``_SUCCESS_RADIUS``, metres."""
+
 _SUPPORTED_IDS: tuple[str, ...] = (
     POINT_ARENA_ID,
     POINT_MAZE_ID,
@@ -229,7 +237,8 @@ def make_env(
                 "that obs[0:2] is the torso x-y; drop that argument."
             )
         env = Float32Observation(gymnasium.make(ANT_ID, **make_kwargs))
-        return PlanarAttributes(env, (0, 1), GoalSpace.box((-10.0, -10.0), (10.0, 10.0)))
+        space = GoalSpace.box((-10.0, -10.0), (10.0, 10.0), start_distance=ANT_GOAL_DISTANCE)
+        return PlanarAttributes(env, (0, 1), space)
 
     if env_id.startswith(DM_CONTROL_PREFIX):
         import shimmy  # noqa: F401  (importing shimmy registers the dm_control ids)
@@ -284,3 +293,9 @@ def episode_steps(env_id: str) -> int | None:
         return gymnasium.spec(env_id).max_episode_steps
     except gymnasium.error.Error:
         return None
+
+
+def success_radius(env_id: str) -> float:
+    """The distance, metres, within which goal following counts a goal of ``env_id`` as
+    reached by default: 1.0 for ``Ant-v5``, 0.5 otherwise."""
+    return _SUCCESS_RADIUS.get(env_id, DEFAULT_SUCCESS_RADIUS)

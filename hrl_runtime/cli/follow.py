@@ -50,7 +50,7 @@ def _run_follow(
     random_goals: int | None,
     seed: int,
     steps_per_goal: int | None,
-    radius: float,
+    radius: float | None,
     realtime: bool,
     record_plans_every: int = 0,
     video: str | None = None,
@@ -69,21 +69,9 @@ def _run_follow(
             f"{steps_per_goal * n_goals:,} steps, more than the {checks.MAX_STEPS:,} of one run; "
             "lower --max-steps or the number of goals"
         )
-    render_mode = "rgb_array" if video else None
-    env = make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
-    xy = envs.xy_indices(env)
-    if xy is None:
-        raise IncompatibleError(
-            f"{env_id} does not expose an x-y position, which goal following needs; "
-            f"choose one of {', '.join(envs.env_ids())} that does"
-        )
-    space = envs.goal_space(env)
-    if goals is None:
-        if space is None:
-            raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
-        goals = space.sample(np.random.default_rng(seed), n_goals)
-    validate_goals(goals, space, env_id)
+    env, xy, space, goals = _env_and_goals(env_id, goals, n_goals, seed, steps_per_goal, video)
     skill = load_skill(skill_ref)  # after the cheap checks of goals and env
+    radius = envs.success_radius(env_id) if radius is None else radius
     config = FollowConfig(
         success_radius=radius,
         steps_per_goal=steps_per_goal,
@@ -91,10 +79,15 @@ def _run_follow(
         realtime=realtime,
         seed=seed,
         threads=threads,
+        # goals given from the start pose (Ant's) are each attempted from a reset
+        reset_each_goal=space is not None and space.start_distance is not None,
     )
-    high_level = build_goal_follower(
-        planner, skill, goals, xy, SequenceConfig(radius, steps_per_goal), seed=seed
-    )
+
+    def make_high_level(part: np.ndarray):
+        sequence = SequenceConfig(radius, steps_per_goal)
+        return build_goal_follower(planner, skill, part, xy, sequence, seed=seed)
+
+    high_level = make_high_level(goals)
     frames: list[np.ndarray] = []
     frame_every = max(1, round(0.04 / float(env.unwrapped.dt))) if video else 0  # 25 fps
     if video:
@@ -113,10 +106,33 @@ def _run_follow(
         frame_every=frame_every,
         frames=frames,
         progress=show_progress(),
+        make_high_level=make_high_level,
     )
     if video:
         _write_video(frames, video, fps=25)
     return report, env
+
+
+def _env_and_goals(env_id, goals, n_goals, seed, steps_per_goal, video):
+    """The plant (time limit for every goal), its x-y entries and goal space, and the goals
+    (``n_goals`` sampled from the space when none are given), validated."""
+    import envs
+
+    render_mode = "rgb_array" if video else None
+    env = make_env(env_id, steps_per_goal * n_goals + 1, render_mode)
+    xy = envs.xy_indices(env)
+    if xy is None:
+        raise IncompatibleError(
+            f"{env_id} does not expose an x-y position, which goal following needs; "
+            f"choose one of {', '.join(envs.env_ids())} that does"
+        )
+    space = envs.goal_space(env)
+    if goals is None:
+        if space is None:
+            raise ConfigError(f"{env_id} has no goal space to sample from; pass --goals")
+        goals = space.sample(np.random.default_rng(seed), n_goals)
+    validate_goals(goals, space, env_id)
+    return env, xy, space, goals
 
 
 def _check_rendering(env, video: str) -> None:
@@ -149,6 +165,7 @@ def _write_video(frames: list[np.ndarray], path: str, fps: int) -> None:
 
 def _report_text(payload: dict[str, Any]) -> str:
     lines = [f"{'#':>3} {'goal':>16} {'reached':>8} {'distance':>9} {'steps':>6} {'norm.dist':>9}"]
+    lines[0] += "  fell" if payload["falls"] else ""
     for index, goal in enumerate(payload["goals"]):
         distance = goal["final_distance"]
         normalized = goal["normalized_distance"]
@@ -157,17 +174,20 @@ def _report_text(payload: dict[str, Any]) -> str:
             f"{'yes' if goal['reached'] else 'no':>8} "
             f"{distance if distance is not None else float('nan'):>9.3f} {goal['steps']:>6} "
             f"{normalized if normalized is not None else float('nan'):>9.3f}"
+            + ("   yes" if goal.get("fell") else "")
         )
     control, planner = payload["control_latency_ms"], payload["planner_latency_ms"]
 
     lines += [
-        f"success rate {payload['success_rate']:.0%} over {len(payload['goals'])} goals, "
+        f"success rate {payload['success_rate']:.0%} over {len(payload['goals'])} goals "
+        f"(radius {payload['success_radius']:g} m), "
         f"{payload['steps']} steps at {payload['control_period_ms']:g} ms",
         f"control latency ms  p50 {ms(control['p50'])}  p99 {ms(control['p99'])}  "
         f"max {ms(control['max'])}",
         f"planner latency ms  p50 {ms(planner['p50'])}  p99 {ms(planner['p99'])}  "
         f"max {ms(planner['max'])}",
-        f"deadline misses {payload['deadline_misses']}, faults {payload['faults']}",
+        f"deadline misses {payload['deadline_misses']}, faults {payload['faults']}, "
+        f"falls {payload['falls']}",
     ]
     age = payload.get("plan_age_ms")
     if payload.get("mode") == "async" and age and age["p50"] is not None:
@@ -204,7 +224,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
     )
     payload = report.to_json()
     if plot is not None:
-        payload["plot"] = str(plot_follow(report, plot, _layout_of(env), args.radius))
+        payload["plot"] = str(plot_follow(report, plot, _layout_of(env), report.success_radius))
     emit(args, payload, _report_text(payload))
     return 0
 
@@ -296,8 +316,9 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     follow.add_argument(
         "--radius",
         type=positive_type(checks.MAX_MAGNITUDE),
-        default=FollowConfig().success_radius,
-        help="success radius, m (finite, > 0)",
+        default=None,
+        help=f"success radius, m (finite, > 0; default {FollowConfig().success_radius:g}, "
+        "1 in Ant-v5)",
     )
     add_loop_flags(follow)
     follow.add_argument(

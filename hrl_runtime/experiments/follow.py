@@ -6,8 +6,10 @@ validates the goals, runs the loop, and reports per-goal results with the loop's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,9 @@ class FollowConfig:
     threads: int | None = None
     """numba threads of the planner (None: every core inline, one fewer beside the control
     thread)."""
+    reset_each_goal: bool = False
+    """Attempt every goal from a reset of the plant (goals given relative to the start, as
+    Ant's are) instead of one after another along one path."""
 
 
 @dataclass
@@ -62,6 +67,18 @@ class FollowReport:
     plans: list[dict[str, np.ndarray]] = field(default_factory=list)
     steps_per_goal: int = 0
     """The budget each goal had, control steps."""
+    success_radius: float = 0.5
+    """The distance within which a goal counted as reached, metres."""
+    segment_starts: list[int] = field(default_factory=lambda: [0])
+    """Indices into the observations where the plant was reset (after a fall, or before each
+    goal with ``reset_each_goal``)."""
+    fall_indices: list[int] = field(default_factory=list)
+    """Indices into the observations where the body fell."""
+
+    @property
+    def falls(self) -> int:
+        """Goals that ended because the body fell (the plant terminated)."""
+        return sum(bool(goal.get("fell")) for goal in self.summary["goals"])
 
     @property
     def trajectory(self) -> np.ndarray:
@@ -77,8 +94,11 @@ class FollowReport:
             "planner": self.planner,
             "seed": self.seed,
             "steps_per_goal": self.steps_per_goal,
+            "success_radius": self.success_radius,
             "goals": self.summary["goals"],
             "success_rate": self.summary["success_rate"],
+            "falls": self.falls,
+            "resets": len(self.segment_starts) - 1,
             "mean_normalized_distance": _mean_or_none(
                 [g["normalized_distance"] for g in self.summary["goals"]]
             ),
@@ -159,12 +179,19 @@ def follow_goals(
     frame_every: int = 0,
     frames: list[np.ndarray] | None = None,
     progress: bool = False,
+    make_high_level: Callable[[np.ndarray], Any] | None = None,
 ) -> FollowReport:
     """Runs ``high_level`` (a :class:`~planners.GoalSequence`) and ``skill`` on ``env``.
 
+    A run whose plant terminates (a legged body fell: its torso left the healthy range) ends
+    the current goal as failed with ``fell: true``; the remaining goals go on from a reset of
+    the plant, under a new sequence from ``make_high_level`` (without one, they stay
+    unattempted).
+
     Args:
         skill: the low-level controller.
-        high_level: a goal sequence (possibly wrapping a planner), exposing ``summary()``.
+        high_level: a goal sequence (possibly wrapping a planner) over ``goals``, exposing
+            ``summary()`` and ``index`` (the goal it pursues).
         env: the plant.
         env_id: its id, for the report.
         planner: the planner's name, for the report.
@@ -178,46 +205,159 @@ def follow_goals(
         frame_every: render the plant every n-th step into ``frames`` (0: never).
         frames: where rendered frames go.
         progress: show goals done on a progress bar (stderr).
+        make_high_level: builds a fresh goal sequence for ``(M, 2)`` goals: the remaining goals
+            after a fall, or each goal with ``config.reset_each_goal``.
 
     Returns:
-        The report with per-goal results and the loop record.
+        The report with per-goal results and the loop record (of every segment, joined).
+
+    Raises:
+        ConfigError: ``config.reset_each_goal`` without ``make_high_level``.
     """
     check_compatible(skill, env, env_id)
+    if config.reset_each_goal and make_high_level is None:
+        raise ConfigError("follow_goals: reset_each_goal needs make_high_level")
+    goals = np.asarray(goals)
     bar = tqdm(total=len(goals), unit="goal", desc="goals", disable=not progress, file=sys.stderr)
     recorder = _PlanRecorder(record_plans_every, env, frame_every, frames, bar, high_level)
-    max_steps = config.steps_per_goal * len(goals) + 1
-    if config.asynchronous:
-        loop_config = AsyncLoopConfig(
-            control_period_s=control_period_s,
-            record_plan_info=bool(record_plans_every),
-            planner_threads=config.threads,
-        )
-        with AsyncControlLoop(skill, high_level, loop_config) as loop:
-            recorder.loop = loop
-            result = loop.run(env, max_steps=max_steps, seed=config.seed, on_step=recorder)
-    else:
-        agent = HierarchicalAgent(high_level, skill)
-        recorder.agent = agent
-        loop_config = LoopConfig(
-            control_period_s=control_period_s, realtime=config.realtime, threads=config.threads
-        )
-        result = ControlLoop(loop_config).run(
-            agent, env, max_steps=max_steps, seed=config.seed, on_step=recorder.sync_step
-        )
+    records, results, falls = _follow_segments(
+        skill, high_level, env, goals, config, control_period_s, recorder, make_high_level
+    )
+    bar.update(len(goals) - bar.n)
     bar.close()
-    plans = recorder.plans
+    reached = sum(record["reached"] for record in records)
     return FollowReport(
         env_id=env_id,
         skill=skill.name or type(skill).__name__,
         planner=planner,
         seed=config.seed,
-        goals=np.asarray(goals),
-        summary=high_level.summary(),
-        loop=result,
+        goals=goals,
+        summary={"goals": records, "success_rate": reached / len(goals)},
+        loop=join_results(results),
         xy_indices=tuple(xy_indices),
-        plans=plans,
+        plans=recorder.plans,
         steps_per_goal=config.steps_per_goal,
+        success_radius=config.success_radius,
+        segment_starts=_segment_starts(results),
+        fall_indices=falls,
     )
+
+
+def _follow_segments(skill, high_level, env, goals, config, control_period_s, recorder, make):
+    """Runs the goals in segments, each from a reset of the plant: one for all of them (or one
+    per goal with ``reset_each_goal``), and a new one after each fall.
+
+    Returns:
+        The goal records (each with ``fell``), the loop record of each segment, and the indices
+        into the joined observations where the body fell.
+    """
+    records: list[dict[str, Any]] = []
+    results: list[LoopResult | AsyncLoopResult] = []
+    falls: list[int] = []
+    first = 0
+    while first < len(goals):
+        last = first + 1 if config.reset_each_goal else len(goals)
+        if first > 0 or config.reset_each_goal:
+            high_level = make(goals[first:last]) if make else None
+        if high_level is None:
+            records.extend(_unattempted(goals[first:]))
+            break
+        recorder.begin(high_level, done=first)
+        seed = config.seed + len(results)
+        max_steps = config.steps_per_goal * (last - first) + 1
+        result = _run_segment(
+            skill, high_level, env, config, control_period_s, recorder, seed, max_steps
+        )
+        results.append(result)
+        segment = high_level.summary()["goals"]
+        index = getattr(high_level, "index", len(segment))
+        fell = result.stop_reason == "terminated" and index < len(segment)
+        ended = index if fell else len(segment) - 1
+        for position, record in enumerate(segment[: ended + 1]):
+            records.append({**record, "fell": fell and position == ended})
+        if fell:
+            logger.info("goal %d: the body fell; the plant is reset", first + ended + 1)
+            falls.append(sum(len(r.observations) for r in results) - 1)
+        first += ended + 1
+    return records, results, falls
+
+
+def _run_segment(skill, high_level, env, config, control_period_s, recorder, seed, max_steps):
+    """One loop run of ``high_level`` from a reset with ``seed``, until its goals are done,
+    ``max_steps`` are spent or the plant terminates."""
+    if config.asynchronous:
+        loop_config = AsyncLoopConfig(
+            control_period_s=control_period_s,
+            record_plan_info=bool(recorder.every),
+            planner_threads=config.threads,
+        )
+        with AsyncControlLoop(skill, high_level, loop_config) as loop:
+            recorder.loop = loop
+            return loop.run(env, max_steps=max_steps, seed=seed, on_step=recorder)
+    agent = HierarchicalAgent(high_level, skill)
+    recorder.agent = agent
+    loop_config = LoopConfig(
+        control_period_s=control_period_s, realtime=config.realtime, threads=config.threads
+    )
+    return ControlLoop(loop_config).run(
+        agent, env, max_steps=max_steps, seed=seed, on_step=recorder.sync_step
+    )
+
+
+def _segment_starts(results: list[Any]) -> list[int]:
+    """Where each run's observations begin in the joined record."""
+    lengths = [len(result.observations) for result in results]
+    return [int(v) for v in np.cumsum([0, *lengths[:-1]])]
+
+
+def _unattempted(goals: np.ndarray) -> list[dict[str, Any]]:
+    """Records of goals a run never got to (a fall with no way to build a new sequence)."""
+    return [
+        {
+            "goal": [float(v) for v in goal],
+            "reached": False,
+            "final_distance": None,
+            "min_distance": None,
+            "normalized_distance": None,
+            "steps": 0,
+            "fell": False,
+        }
+        for goal in goals
+    ]
+
+
+def join_results(results: list[Any]) -> Any:
+    """One loop record of several runs in order: arrays and lists concatenated, counts summed,
+    fault counts merged; the rate is the mean weighted by wall time; the rest from the last run.
+
+    Args:
+        results: ``LoopResult`` or ``AsyncLoopResult`` records of one kind, at least one.
+    """
+    if len(results) == 1:
+        return results[0]
+    joined: dict[str, Any] = {}
+    for item in dataclasses.fields(results[0]):
+        values = [getattr(result, item.name) for result in results]
+        if isinstance(values[0], np.ndarray):
+            joined[item.name] = np.concatenate(values)
+        elif isinstance(values[0], list):
+            joined[item.name] = [v for value in values for v in value]
+        elif item.name == "faults" or item.name == "planner_faults":
+            counts: dict[str, int] = {}
+            for value in values:
+                for kind, count in value.items():
+                    counts[kind] = counts.get(kind, 0) + count
+            joined[item.name] = counts
+        elif item.name == "planner_rate_hz":
+            walls = [max(getattr(r, "wall_time_s", 1.0), 1e-9) for r in results]
+            joined[item.name] = float(np.average(values, weights=walls))
+        elif isinstance(values[0], int | float) and item.name != "control_period_s":
+            joined[item.name] = type(values[0])(sum(values))
+        elif item.name == "safe_stop":
+            joined[item.name] = next((v for v in values if v is not None), None)
+        else:
+            joined[item.name] = values[-1]
+    return type(results[0])(**joined)
 
 
 class _PlanRecorder:
@@ -241,6 +381,11 @@ class _PlanRecorder:
         self.loop: AsyncControlLoop | None = None
         self.agent: HierarchicalAgent | None = None
         self._kept_step: int | None = None  # control step of the last kept plan (async)
+        self._goals_before = 0  # goals of earlier segments (the bar counts every goal)
+
+    def begin(self, sequence: Any, done: int) -> None:
+        """Follows a new segment's goal sequence, ``done`` goals into the run."""
+        self.sequence, self._goals_before, self._kept_step = sequence, done, None
 
     def sync_step(self, step: int, action: np.ndarray, obs: np.ndarray) -> None:
         if self.every and np.isfinite(self.agent.last_planner_latency_s):
@@ -271,7 +416,7 @@ class _PlanRecorder:
             )
 
     def _after_step(self, step: int) -> None:
-        done = getattr(self.sequence, "index", 0)
+        done = self._goals_before + getattr(self.sequence, "index", 0)
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)
         if self.frame_every and self.frames is not None and step % self.frame_every == 0:
@@ -295,6 +440,7 @@ def plot_follow(report: FollowReport, path: Path | str, layout: Any = None, radi
         for xmin, ymin, xmax, ymax in layout.wall_boxes():
             ax.add_patch(Rectangle((xmin, ymin), xmax - xmin, ymax - ymin, color="0.35", lw=0))
     trajectory = report.trajectory
+    ends = [*report.segment_starts[1:], len(trajectory)]
     for index, plan in enumerate(report.plans):
         dims = list(plan["goal_dims"])
         samples = plan["samples"]
@@ -305,7 +451,12 @@ def plot_follow(report: FollowReport, path: Path | str, layout: Any = None, radi
         if index == 0:
             label = PLAN_LABELS.get(report.planner, f"{report.planner} plans")
         ax.plot(mean[:, 0], mean[:, 1], color="tab:red", alpha=0.5, lw=0.9, label=label)
-    ax.plot(trajectory[:, 0], trajectory[:, 1], color="tab:blue", lw=1.6, label="trajectory")
+    for index, (begin, end) in enumerate(zip(report.segment_starts, ends, strict=True)):
+        part = trajectory[begin:end]  # the plant was reset between segments: no line across
+        label = "trajectory" if index == 0 else None
+        ax.plot(part[:, 0], part[:, 1], color="tab:blue", lw=1.6, label=label)
+    for index, fall in enumerate(report.fall_indices):
+        ax.plot(*trajectory[fall], "rx", ms=8, label="fall" if index == 0 else None)
     ax.plot(*trajectory[0], "ks", ms=7, label="start")
     for index, (goal, record) in enumerate(zip(report.goals, report.summary["goals"], strict=True)):
         color = "tab:green" if record["reached"] else "tab:red"
