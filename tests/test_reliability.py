@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import time
@@ -305,21 +306,32 @@ def _rehash(package: Path, file: str) -> None:
     (package / "skill.json").write_text(json.dumps(manifest))
 
 
-def test_tampered_or_pickled_package_is_refused_by_the_server(server, tmp_path):
-    tampered = _copy_reach_package(tmp_path / "t")
+def _rename(package: Path, name: str) -> Path:
+    manifest = json.loads((package / "skill.json").read_text())
+    manifest["name"] = name
+    (package / "skill.json").write_text(json.dumps(manifest))
+    return package
+
+
+def test_tampered_or_pickled_package_is_refused_by_the_server(server, tmp_path, monkeypatch):
+    # The server loads packages by name from the search path only: put the copies there.
+    monkeypatch.setenv("HRL_SKILLS_PATH", str(tmp_path / "t") + os.pathsep + str(tmp_path / "p"))
+    tampered = _rename(_copy_reach_package(tmp_path / "t"), "reach-tampered")
     data = bytearray((tampered / "policy.safetensors").read_bytes())
     data[-1] ^= 0x01
     (tampered / "policy.safetensors").write_bytes(bytes(data))
     reply = _call(server, {"call": "init", "skill": str(tampered), "goals": [[1.0, 0.0]]})
+    assert reply["error"]["code"] == "forbidden"  # a client never names a directory
+    reply = _call(server, {"call": "init", "skill": "reach-tampered", "goals": [[1.0, 0.0]]})
     assert (
         reply["error"]["code"] == "init_failed" and "SHA-256 mismatch" in reply["error"]["message"]
     )
 
-    pickled = _copy_reach_package(tmp_path / "p")
+    pickled = _rename(_copy_reach_package(tmp_path / "p"), "reach-pickled")
     marker = tmp_path / "unpickled"
     (pickled / "policy.safetensors").write_bytes(pickle.dumps(_Boobytrap(marker)))
     _rehash(pickled, "policy.safetensors")
-    reply = _call(server, {"call": "init", "skill": str(pickled), "goals": [[1.0, 0.0]]})
+    reply = _call(server, {"call": "init", "skill": "reach-pickled", "goals": [[1.0, 0.0]]})
     assert reply["error"]["code"] == "init_failed"
     assert "never unpickles" in reply["error"]["message"]
     assert not marker.exists()

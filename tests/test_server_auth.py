@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from hrl_runtime.cli import main
 from hrl_runtime.cli import runtime as runtime_cli
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.serving import transport
-from hrl_runtime.serving.client import HrlClient, run_plant
+from hrl_runtime.serving.client import HrlClient
 from hrl_runtime.serving.config import ServerConfig
 from hrl_runtime.serving.limits import TRANSPORT_FRAME_BYTES, ClientLimits
 from hrl_runtime.serving.requests import MAX_FRAME_BYTES
@@ -134,20 +136,33 @@ def test_a_client_without_the_right_key_gets_no_reply_and_others_are_still_serve
 
 
 def test_an_authorized_client_drives_a_plant_to_its_goal(secure_server, keys):
-    report = run_plant(
+    command = [
+        sys.executable,
+        "-m",
+        "hrl_runtime.serving.client",
+        "--address",
         secure_server.address,
-        env_id="hrl/PointArena-v0",
-        goals=np.array([[1.5, 1.0]]),
-        seconds=4.0,
-        skill="dads-pointmass",
-        planner="mppi",
-        mppi={"num_samples": 256},
-        keys=str(keys["arm"]),
-        server_key=str(keys["server_public"]),
-    )
-    assert report["reached"] and report["min_distance"] <= 0.5, report
-    assert report["steps"] >= 50
+        "--keys",
+        str(keys["arm"]),
+        "--server-key",
+        str(keys["server_public"]),
+        "--skill",
+        "scripted-reach",  # a plan per goal, no MPPI: this checks the access, not the planner
+        "--planner",
+        "sequence",
+        "--goals",
+        "1.5,1.0",
+        "--seconds",
+        "4",
+    ]
+    env = {**os.environ, "MUJOCO_GL": "disable", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    report = json.loads(done.stdout)
+    assert report["reached"] and report["min_distance"] <= 0.5
+    assert report["steps"] >= 50  # a 100 Hz loop for a while, not one call
     assert report["status"]["faults"] == {"total": 0}
+    assert report["status"]["access"]["authenticated"] is True
     assert report["status"]["access"]["limits"]["rate_limited"] == 0
 
 
