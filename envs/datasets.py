@@ -304,7 +304,9 @@ def load_dataset(
     try:
         with h5py.File(path, "r") as file:
             attrs, arrays = _read(file, where)
-    except OSError as error:
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as error:  # h5py's corrupt-file errors
         raise DatasetError(
             f"{where}: is truncated or corrupt and cannot be read (h5py: {error}). The write was "
             "probably interrupted or the copy is incomplete; copy it again or re-collect it."
