@@ -43,6 +43,10 @@ def test_a_mujoco_plant_in_another_process_reaches_its_goal_through_the_server(r
         "4",
         "--mppi",
         json.dumps({"num_samples": 256}),
+        # This test is about the transport and reaching the goal; real-time figures under load
+        # are measured by `hrl bench loop` and the README's serve runs, not asserted here.
+        "--max-plan-age",
+        "2.0",
     ]
     env = {**os.environ, "MUJOCO_GL": "disable", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)

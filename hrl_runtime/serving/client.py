@@ -191,6 +191,7 @@ def run_plant(
     mppi: dict[str, Any] | None = None,
     keys: str | None = None,
     server_key: str | None = None,
+    max_plan_age_s: float | None = None,
 ) -> dict[str, Any]:
     """A MuJoCo plant stepping at ``rate_hz`` with actions from the server, until every goal is
     reached or ``seconds`` pass.
@@ -205,14 +206,9 @@ def run_plant(
     client = HrlClient(address, keys=keys, server_key=server_key)
     env = envs.make_env(env_id, max_episode_steps=int(seconds * rate_hz) + 10)
     xy = envs.xy_indices(env)
-    fields: dict[str, Any] = {"goals": goals, "radius": radius, "seed": seed}
-    if skill:
-        fields["skill"] = skill
-    if planner:
-        fields["planner"] = planner
-    if mppi:
-        fields["mppi"] = mppi
-    client.init(**fields)
+    optional = {"skill": skill, "planner": planner, "mppi": mppi, "max_plan_age_s": max_plan_age_s}
+    fields = {"goals": goals, "radius": radius, "seed": seed}
+    client.init(**fields, **{key: value for key, value in optional.items() if value})
     obs, _ = env.reset(seed=seed)
     client.reset(obs)
     period = 1.0 / rate_hz
@@ -269,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skill")
     parser.add_argument("--planner")
     parser.add_argument("--mppi", help="MPPIConfig fields as JSON")
+    parser.add_argument(
+        "--max-plan-age", type=float, help="seconds a plan may age before it is a fault"
+    )
     parser.add_argument("--keys", help="this client's NAME.key_secret (a server with keys)")
     parser.add_argument("--server-key", help="the server's public NAME.key")
     args = parser.parse_args(argv)
@@ -301,6 +300,7 @@ def _run_plant_from(args: argparse.Namespace, goals: np.ndarray) -> dict[str, An
         mppi=json.loads(args.mppi) if args.mppi else None,
         keys=args.keys,
         server_key=args.server_key,
+        max_plan_age_s=args.max_plan_age,
     )
 
 
