@@ -350,10 +350,11 @@ class PolicyServer:
             raise
         if obs is None:
             obs = session.last_obs
-        if np.isfinite(obs).all():
+        finite = bool(np.isfinite(obs).all())
+        if finite:
             requests.within_magnitude(obs, "obs")  # refused as a bad request, with the fallback
         action = self._tick(session, obs.astype(np.float32), received)
-        if not np.isfinite(obs).all():
+        if not finite:
             raise RequestError(
                 "non_finite", "'obs' has NaN or inf; sent the fallback action", action
             )
