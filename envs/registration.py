@@ -19,6 +19,7 @@ from envs.goals import GoalSpace
 POINT_ARENA_ID = "hrl/PointArena-v0"
 POINT_MAZE_ID = "hrl/PointMaze-v0"
 POINT_MAZE_FAR_ID = "hrl/PointMazeFar-v0"
+ARM_REACH_ID = "hrl/ArmReach-v0"
 ANT_ID = "Ant-v5"
 DM_CONTROL_PREFIX = "dm_control/"
 
@@ -31,13 +32,15 @@ _OUR_ENVS: dict[str, tuple[str, int]] = {
 _TASK_ENVS: dict[str, tuple[str, int]] = {
     # id: (entry point, max_episode_steps)
     POINT_MAZE_FAR_ID: ("envs.far_goal:make_point_maze_far", 3000),
+    ARM_REACH_ID: ("envs.arm:ArmReachEnv", 200),
 }
 
 ANT_GOAL_DISTANCE = (3.0, 8.0)
 """Metres from the start of Ant's random goals."""
 
-_SUCCESS_RADIUS: dict[str, float] = {ANT_ID: 1.0}
-"""Goal-reaching radii other than the default, metres (Ant's torso is ~0.5 m across)."""
+_SUCCESS_RADIUS: dict[str, float] = {ANT_ID: 1.0, ARM_REACH_ID: 0.1}
+"""Goal-reaching radii other than the default, metres (Ant's torso is ~0.5 m across; the arm's
+fingertip within 0.1 m)."""
 DEFAULT_SUCCESS_RADIUS = 0.5
 """Goal-reaching radius of the point masses and every env not in ``_SUCCESS_RADIUS``, metres."""
 
@@ -45,6 +48,7 @@ _SUPPORTED_IDS: tuple[str, ...] = (
     POINT_ARENA_ID,
     POINT_MAZE_ID,
     POINT_MAZE_FAR_ID,
+    ARM_REACH_ID,
     ANT_ID,
     "dm_control/point_mass-easy-v0",
     "dm_control/reacher-easy-v0",
@@ -297,5 +301,5 @@ def episode_steps(env_id: str) -> int | None:
 
 def success_radius(env_id: str) -> float:
     """The distance, metres, within which goal following counts a goal of ``env_id`` as
-    reached by default: 1.0 for ``Ant-v5``, 0.5 otherwise."""
+    reached by default: 1.0 for ``Ant-v5``, 0.1 for ``hrl/ArmReach-v0``, 0.5 otherwise."""
     return _SUCCESS_RADIUS.get(env_id, DEFAULT_SUCCESS_RADIUS)
