@@ -13,13 +13,18 @@ Backends, chosen once in the constructor:
 - ``numpy``: any dynamics through its ``predict`` (e.g. analytic models).
 
 Every iteration allocates nothing: noise, commands, states and costs live in buffers made here.
+
+Online adaptation (GrBAL, Nagabandi et al. 2019): with an adapter (:meth:`LatentMPPI.use_adapter`),
+every ``optimize()`` first hands the adapter the planning state and the command that ran since
+the previous plan, and the adapter writes adapted weights in place into the packed network the
+numba rollouts read, before any sample is rolled out.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -95,6 +100,27 @@ class MPPIConfig:
                 raise ConfigError(f"MPPIConfig: {message}")
 
 
+class DynamicsAdapter(Protocol):
+    """Adapts a packed dynamics network online (e.g. :class:`skill_library.meta.OnlineAdapter`).
+
+    Called only from the thread that optimizes, in this order: ``bind`` once, ``reset`` at every
+    episode, then at every optimization ``observe`` and ``adapt``.
+    """
+
+    def bind(self, network: kernels.MLPWeights) -> None:
+        """Writes adapted weights into ``network.weights_flat`` and ``biases_flat`` in place."""
+
+    def reset(self) -> None:
+        """Forgets the episode's transitions and restores the meta-parameters."""
+
+    def observe(self, step: int, state: np.ndarray, command: np.ndarray) -> None:
+        """The planning state ``(ds,)`` at control step ``step`` and the command ``(dz,)``
+        that ran since the previous observation."""
+
+    def adapt(self) -> bool:
+        """Adapts and hands the weights over; False when it had too little data to."""
+
+
 class LatentMPPI(HighLevel):
     """MPPI/CEM over the commands of a skill that offers ``dynamics``.
 
@@ -165,6 +191,9 @@ class LatentMPPI(HighLevel):
         self._origin: int | None = None  # control step that plan entry 0 starts at
         self._executed_steps = 0  # control steps of the plan that ran since the last optimize
         self._has_goal = False
+        self._adapter: DynamicsAdapter | None = None
+        self._clock = 0  # control steps since the episode began (from advance())
+        self._applied = np.zeros(dz, np.float32)  # the command that ran since the last plan
 
         self.backend = self._choose_backend(config.backend, label)
         self._rollout = getattr(self, f"_rollout_{self.backend}")
@@ -226,8 +255,33 @@ class LatentMPPI(HighLevel):
         self.previous[:] = self.center
         self._origin = None
         self._executed_steps = 0
+        self._clock = 0
+        self._applied[:] = self.center
+        if self._adapter is not None:
+            self._adapter.reset()
         if obs is not None:
             self.set_state(obs)
+
+    def use_adapter(self, adapter: DynamicsAdapter) -> None:
+        """Adapts the dynamics online from now on: every :meth:`optimize` starts with
+        ``adapter.observe(step, state, command)`` and ``adapter.adapt()``, which writes the
+        adapted weights into this planner's kernel network (numba backend only).
+
+        Raises:
+            IncompatibleError: the planner does not roll out with the numba kernels, or the
+                adapter refuses the network.
+        """
+        if self.backend != "numba":
+            raise IncompatibleError(
+                f"online adaptation writes the numba kernels' weights; this planner uses the "
+                f"{self.backend} backend (use backend 'auto' or 'numba')"
+            )
+        try:
+            adapter.bind(self._network)
+        except ValueError as error:
+            raise IncompatibleError(str(error)) from None
+        self._adapter = adapter
+        adapter.reset()
 
     def set_goal(self, goal: np.ndarray) -> None:
         """Sets the goal ``(dg,)`` for the state entries ``goal_dims``."""
@@ -241,6 +295,7 @@ class LatentMPPI(HighLevel):
         """Books ``executed_steps`` control steps of the plan as run; the next :meth:`optimize`
         shifts out the ``executed_steps // hold_steps`` entries that are over (warm start)."""
         self._executed_steps += max(0, int(executed_steps))
+        self._clock += max(0, int(executed_steps))
 
     def set_state(self, obs: np.ndarray) -> None:
         self._obs = np.asarray(obs)
@@ -251,12 +306,16 @@ class LatentMPPI(HighLevel):
         iterations."""
         if not self._has_goal:
             raise ConfigError("LatentMPPI has no goal: call set_goal(goal) before optimize()")
+        if self._adapter is not None:  # GrBAL Alg. 2: adapt, then plan with the adapted model
+            self._adapter.observe(self._clock, self.state, self._applied)
+            self._adapter.adapt()
         self._warm_start()
         config = self.config
         if config.threads is not None:
             kernels.set_threads(config.threads)  # per thread: the planning thread's pool
         with SerialBlas():  # the kernels' GEMMs run one thread each inside their parallel blocks
             self._iterate(config)
+        self._applied[:] = self.mean[0]  # what the control path runs until the next plan
 
     def _iterate(self, config: MPPIConfig) -> None:
         for iteration in range(config.iterations):
