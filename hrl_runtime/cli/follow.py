@@ -56,9 +56,17 @@ def _run_follow(
     video: str | None = None,
     sync: bool = False,
     threads: int | None = None,
+    perturbation: Any = None,
+    adapt: bool = False,
 ):
     import envs  # MuJoCo and numba load when a command needs them, not for `hrl --help`
     from planners import SequenceConfig, build_goal_follower
+
+    if adapt and planner != "mppi":
+        raise ConfigError(
+            f"--adapt adapts the skill dynamics that latent MPPI plans with; --planner {planner} "
+            "plans with none: use --planner mppi"
+        )
 
     if steps_per_goal is None:
         steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
@@ -70,7 +78,14 @@ def _run_follow(
             "lower --max-steps or the number of goals"
         )
     env, xy, space, goals = _env_and_goals(env_id, goals, n_goals, seed, steps_per_goal, video)
+    if perturbation is not None:
+        env = perturbed_env(env, perturbation)
     skill = load_skill(skill_ref)  # after the cheap checks of goals and env
+    adapter = None
+    if adapt:
+        from skill_library.meta.skill import adapter_for
+
+        adapter = adapter_for(skill)
     radius = envs.success_radius(env_id) if radius is None else radius
     config = FollowConfig(
         success_radius=radius,
@@ -85,7 +100,10 @@ def _run_follow(
 
     def make_high_level(part: np.ndarray):
         sequence = SequenceConfig(radius, steps_per_goal)
-        return build_goal_follower(planner, skill, part, xy, sequence, seed=seed)
+        follower = build_goal_follower(planner, skill, part, xy, sequence, seed=seed)
+        if adapter is not None:
+            follower.delegate.use_adapter(adapter)
+        return follower
 
     high_level = make_high_level(goals)
     frames: list[np.ndarray] = []
@@ -110,7 +128,39 @@ def _run_follow(
     )
     if video:
         _write_video(frames, video, fps=25)
+    report.perturbation = None if perturbation is None else perturbation.label()
+    report.adaptation = None if adapter is None else adapter.report()
     return report, env
+
+
+def parse_perturbation(text: str | None) -> Any:
+    """``--perturb NAME=VALUE[,...]`` as an :class:`envs.perturb.Perturbation` (None: none).
+
+    Raises:
+        ConfigError: the text is malformed (one line naming the entry).
+    """
+    if text is None:
+        return None
+    from envs.perturb import Perturbation, PerturbationError
+
+    try:
+        return Perturbation.parse(text)
+    except PerturbationError as error:
+        raise ConfigError(str(error)) from None
+
+
+def perturbed_env(env: Any, perturbation: Any) -> Any:
+    """``env`` on the perturbed body at every reset.
+
+    Raises:
+        ConfigError: the body does not apply to the env (one line).
+    """
+    from envs.perturb import PerturbationError, PerturbedBody
+
+    try:
+        return PerturbedBody(env, perturbation)
+    except PerturbationError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _env_and_goals(env_id, goals, n_goals, seed, steps_per_goal, video):
@@ -207,6 +257,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
         plot = checks.output_file(args.plot, "--plot", suffixes=(".png",), force=args.force)
     check_video(args.video, args.force)
     goals = parse_goals(args.goals) if args.goals is not None else None
+    perturbation = parse_perturbation(args.perturb)
     report, env = _run_follow(
         skill_ref=args.skill,
         env_id=args.env,
@@ -221,6 +272,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
         video=args.video,
         sync=args.sync,
         threads=args.threads,
+        perturbation=perturbation,
+        adapt=args.adapt,
     )
     payload = report.to_json()
     if plot is not None:
@@ -252,6 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         goals = np.asarray(waypoints)
     out = checks.output_dir(args.out, "--out", may_exist=True)  # before any work
     check_video(args.video, args.force)
+    perturbation = parse_perturbation(args.perturb)
     report, env = _run_follow(
         skill_ref=skill_ref,
         env_id=env_id,
@@ -266,6 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         video=args.video,
         sync=args.sync,
         threads=args.threads,
+        perturbation=perturbation,
     )
     out.mkdir(parents=True, exist_ok=True)
     payload = report.to_json()
@@ -283,6 +338,16 @@ def cmd_envs(args: argparse.Namespace) -> int:
     ids = envs.env_ids()
     emit(args, {"envs": ids}, "\n".join(ids))
     return 0
+
+
+def add_perturb_flag(sub: argparse.ArgumentParser) -> None:
+    """Adds ``--perturb NAME=VALUE[,...]``: run on a changed body."""
+    sub.add_argument(
+        "--perturb",
+        metavar="NAME=VALUE[,...]",
+        help="run on a changed body: gain=SCALE (motor strength), mirror=x|y|xy (point mass: "
+        "actuators push the other way), mass=SCALE, leg=1..4 (Ant: that leg's actuators off)",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
@@ -329,6 +394,14 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         "--video", help="write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
     )
     add_force_flag(follow, "--plot and --video files")
+    add_perturb_flag(follow)
+    follow.add_argument(
+        "--adapt",
+        action="store_true",
+        help="adapt the skill dynamics online at every replanning (--planner mppi; a skill from "
+        "`hrl train adapt` uses its meta-learned settings, any other its dynamics with M=16, "
+        "one step, alpha=0.1)",
+    )
     follow.set_defaults(func=cmd_follow)
 
     demo = with_json(
@@ -351,6 +424,7 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     )
     add_loop_flags(demo)
     add_force_flag(demo, "the --video file")
+    add_perturb_flag(demo)
     demo.set_defaults(func=cmd_demo)
 
     envs_parser = with_json(commands.add_parser("envs", help="supported environment ids"))

@@ -74,6 +74,11 @@ class FollowReport:
     goal with ``reset_each_goal``)."""
     fall_indices: list[int] = field(default_factory=list)
     """Indices into the observations where the body fell."""
+    perturbation: str | None = None
+    """The body the run used when it was perturbed (``NAME=VALUE,...``)."""
+    adaptation: dict[str, Any] | None = None
+    """The online adapter's report (time per adaptation, errors before and after) when the
+    dynamics adapted online."""
 
     @property
     def falls(self) -> int:
@@ -113,6 +118,8 @@ class FollowReport:
             "fault_kinds": {k: v for k, v in loop["faults"].items() if k != "total"},
             "steps": loop["steps"],
             "stop_reason": loop["stop_reason"],
+            "perturbation": self.perturbation,
+            "adaptation": self.adaptation,
         }
 
 
