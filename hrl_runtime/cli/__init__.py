@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from hrl_runtime.cli import am, bench, dads, data, follow, keys, runtime, skills, spirl
+from hrl_runtime.cli import adapt, am, bench, dads, data, follow, keys, runtime, skills, spirl
 from hrl_runtime.cli.common import MAX_ERROR_CHARS, OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
 
@@ -33,11 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     dads.add_train_commands(algorithms, with_json)
     spirl.add_train_commands(algorithms, with_json)
     am.add_train_commands(algorithms, with_json)
+    adapt.add_train_commands(algorithms, with_json)
 
     data.add_commands(commands, with_json)
     targets = compare_targets(commands)
     spirl.add_commands(commands, targets, with_json)
     am.add_commands(targets, with_json)
+    adapt.add_compare_commands(targets, with_json)
     bench.add_commands(commands, with_json)
     runtime.add_commands(commands, with_json)
     keys.add_commands(commands, with_json)
