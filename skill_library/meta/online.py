@@ -295,7 +295,6 @@ class OnlineAdapter:
         sizes = self.meta.layer_sizes
         self._act = np.zeros(int(sizes.sum()) * settings.context, np.float64)
         self._back = np.zeros(2 * int(sizes.max()) * settings.context, np.float64)
-        self._warm_up()
         # Per-control-step rings of planning states and the commands that ran.
         self.capacity = (settings.context + 2) * self.hold_steps + 64
         self.states = np.zeros((self.capacity, ds), np.float64)
@@ -320,6 +319,7 @@ class OnlineAdapter:
         self.network: kernels.MLPWeights | None = None
         self._first = -1
         self._last = -1
+        self._warm_up()
 
     # --- set-up ----------------------------------------------------------------------------
     def _warm_up(self) -> None:
