@@ -13,7 +13,19 @@ import argparse
 import logging
 import sys
 
-from hrl_runtime.cli import adapt, am, bench, dads, data, follow, keys, runtime, skills, spirl
+from hrl_runtime.cli import (
+    adapt,
+    am,
+    bench,
+    dads,
+    data,
+    embedding,
+    follow,
+    keys,
+    runtime,
+    skills,
+    spirl,
+)
 from hrl_runtime.cli.common import MAX_ERROR_CHARS, OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
 
@@ -34,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     spirl.add_train_commands(algorithms, with_json)
     am.add_train_commands(algorithms, with_json)
     adapt.add_train_commands(algorithms, with_json)
+    embedding.add_train_commands(algorithms, with_json)
 
     data.add_commands(commands, with_json)
     targets = compare_targets(commands)
