@@ -17,6 +17,7 @@ from skill_library.dads import (
     dynamics_loss,
     intrinsic_reward,
 )
+from skill_library.dads.losses import shaped_reward
 from skill_library.networks import DynamicsNetConfig, SkillDynamicsNet
 from skill_library.sac import SACConfig
 
@@ -32,6 +33,16 @@ def zero_dynamics(num_experts=4, fixed_variance=True):
         for parameter in network.parameters():
             parameter.zero_()
     return network
+
+
+def test_shaped_reward_scores_whole_windows_and_pays_the_bonus_until_a_fall():
+    intrinsic = torch.tensor([2.0, -1.0, 3.0, 0.5])
+    full = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    dones = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    rewards = shaped_reward(intrinsic, full, dones, bonus=1.0)
+    # whole window, alive: r + 1; partial window: only the bonus; the fall: r, no bonus
+    np.testing.assert_allclose(rewards.numpy(), [3.0, 0.0, 1.0, 0.5])
+    np.testing.assert_allclose(shaped_reward(intrinsic, full, dones, 0.0).numpy(), [2, -1, 0, 0.5])
 
 
 def test_dynamics_loss_matches_the_gaussian_log_density():

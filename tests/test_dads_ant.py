@@ -74,7 +74,8 @@ def test_tiny_ant_run_checkpoints_resumes_and_reports_falls(ant_package):
         assert 0 < metrics["episode_steps"] <= 20
         assert np.isfinite(metrics["displacement_spread"])
     manifest = json.loads((path / "skill.json").read_text())
-    assert manifest["kind"] == "dads" and manifest["hold_steps"] == 1
+    # one planning step holds z for the dynamics' 10-step window of single control steps
+    assert manifest["kind"] == "dads" and manifest["hold_steps"] == 10
     assert manifest["training"]["config"]["env_id"] == "Ant-v5"
     assert 0.0 <= manifest["metrics"]["grid_fall_rate"] <= 1.0
 
@@ -83,7 +84,7 @@ def test_ant_skill_loads_acts_without_seeing_xy_or_contact_forces(ant_package):
     from hrl_runtime.registry import load_skill
 
     skill = load_skill(path := ant_package[0])
-    assert skill.name == "tiny-ant" and skill.hold_steps == 1
+    assert skill.name == "tiny-ant" and skill.hold_steps == 10
     indices = skill.config.policy_obs_indices
     assert 0 not in indices and 1 not in indices and max(indices) < len(ANT_QPOS_QVEL)
     env = envs.make_env("Ant-v5", max_episode_steps=10)
@@ -120,6 +121,44 @@ def test_ant_skill_dynamics_plans_the_same_in_the_kernels_and_in_torch(ant_packa
         planners["numba"].states, planners["torch"].states, rtol=1e-4, atol=1e-4
     )
     np.testing.assert_allclose(planners["numba"].mean, planners["torch"].mean, atol=1e-3)
+
+
+def test_collected_windows_span_k_steps_of_one_held_skill():
+    """Transition t's window starts at s_{t+1-k} while that lies inside the span the current
+    skill has been held; earlier ones are partial (flagged, with the span's first state)."""
+    from skill_library.dads.train import DADSTrainer
+
+    config = tiny_ant_config(num_envs=1, env_workers=0, episode_length=12, skill_hold=6)
+    trainer = DADSTrainer(replace(config, dynamics_horizon=3), "unused")
+    try:
+        columns, _ = trainer.collect()
+    finally:
+        trainer.close()
+    steps = len(columns["obs"])
+    xy = np.concatenate([columns["obs"][:1, :2], columns["next_obs"][:, :2]])  # s_0 .. s_T
+    for t in range(steps):
+        segment = 6 * (t // 6)
+        begin = t + 1 - 3
+        assert columns["window_full"][t] == float(begin >= segment)
+        np.testing.assert_array_equal(columns["window_start"][t], xy[max(begin, segment)])
+    if steps > 6:  # a new skill after 6 steps
+        assert not np.array_equal(columns["skills"][5], columns["skills"][6])
+        assert columns["window_full"][6] == 0 and columns["window_full"][8] == 1
+
+
+def test_a_dads_package_whose_hold_is_not_repeat_times_horizon_is_refused(ant_package, tmp_path):
+    import shutil
+
+    from hrl_runtime.errors import PackageError
+    from hrl_runtime.registry import load_skill
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(ant_package[0], copy)
+    manifest = json.loads((copy / "skill.json").read_text())
+    manifest["config"]["skill"]["dynamics_horizon"] = 4
+    (copy / "skill.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="dynamics_horizon differs from hold_steps"):
+        load_skill(copy)
 
 
 def test_random_ant_goals_lie_3_to_8_m_from_the_start():

@@ -42,7 +42,16 @@ class DADSConfig:
     skill_hold: int | None = None
     """Resample z every this many policy steps; None holds it for the whole episode."""
     action_repeat: int = 10
-    """Control steps each policy action is held; also the skill's ``hold_steps``."""
+    """Control steps each policy action is held."""
+    dynamics_horizon: int = 1
+    """k: policy steps the skill dynamics predicts over, ``q(s_{t+k} | s_t, z)``, with z held;
+    the skill's ``hold_steps`` (one planning step) is ``action_repeat * k``. On a legged body a
+    single 0.05 s step moves the torso ~1 cm, mostly gait wobble; a window of k steps averages
+    the gait out. The intrinsic reward of step t scores the window ending at s_{t+1}."""
+    survival_bonus: float = 0.0
+    """Reward added at every step that does not end the episode (Ant: the environment's own
+    healthy reward of 1.0), so falling, which ends the episode, is never a way out of a
+    negative intrinsic reward. It rewards staying in the healthy range, no direction."""
     dynamics_dims: tuple[int, ...] | None = (0, 1)
     """Observation entries the skill dynamics models (the x-y prior); None: all."""
     hide_dynamics_dims: bool = True
@@ -57,7 +66,13 @@ class DADSConfig:
     dynamics_updates: int = 32
     """Gradient steps on q_phi per iteration."""
     sac_updates: int = 64
-    """SAC updates per iteration."""
+    """SAC updates per iteration (when ``sac_updates_per_step`` is 0)."""
+    sac_updates_per_step: float = 0.0
+    """If > 0: SAC updates per collected policy step instead of a fixed count per iteration
+    (a legged body needs ~0.5-1 to learn a gait on the step budget)."""
+    relabel_every: int = 0
+    """Off-policy: relabel a fresh pool of ``relabel_pool`` transitions every this many SAC
+    updates (0: once per iteration)."""
     batch_size: int = 256
     """Minibatch size of both learners."""
     dynamics_lr: float = 3e-4
@@ -96,6 +111,17 @@ class DADSConfig:
             (0 <= self.env_workers < self.num_envs, "env_workers must be in [0, num_envs)"),
             (self.torch_threads >= 1, "torch_threads must be >= 1"),
             (self.skill_hold is None or self.skill_hold >= 1, "skill_hold must be >= 1 or None"),
+            (self.dynamics_horizon >= 1, "dynamics_horizon must be >= 1"),
+            (
+                self.dynamics_horizon < self.episode_length,
+                "dynamics_horizon must be shorter than episode_length",
+            ),
+            (
+                self.skill_hold is None or self.skill_hold >= self.dynamics_horizon,
+                "skill_hold must be >= dynamics_horizon (a window holds one skill)",
+            ),
+            (self.sac_updates_per_step >= 0, "sac_updates_per_step must be >= 0"),
+            (self.relabel_every >= 0, "relabel_every must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -128,34 +154,46 @@ forces (as the DADS authors' Ant observed)."""
 def ant_preset() -> DADSConfig:
     """DADS on Ant-v5 with the x-y prior, the authors' settings scaled to a 2-core machine.
 
-    Sharma et al. used (512, 512) networks; here (256, 256): one SAC update takes ~28 ms on one
-    core (a third of the (512, 512) cost), and latent MPPI over a (256, 256) skill dynamics plans
-    K=1024 x T=10 in ~30 ms, inside Ant's 50 ms control period (~100 ms at (512, 512)). The
-    rest follows the authors: 2-D skills held for 200-step episodes, 4 fixed-variance experts
-    over the torso x-y change, SAC with a fixed entropy weight 0.1, lr 3e-4, batch 256,
-    off-DADS replay.
+    Sharma et al. used (512, 512) networks and held one skill per 200-step episode. Here:
+    - (128, 128) networks and one SAC update per two collected steps: on one core an update
+      costs ~12 ms at (128, 128) against ~25 ms at (256, 256), so the width buys twice the
+      updates within the 2-hour budget; latent MPPI over the (128, 128) skill
+      dynamics plans K=1024 x T=10 in ~12 ms, well inside Ant's 50 ms control period.
+    - the skill dynamics predicts the torso x-y change over k = 10 policy steps (0.5 s), and a
+      planning step holds z for those 10 steps; z is resampled every 50 steps, so the policy
+      also learns to switch skills mid-stride, as the planner will ask it to.
+    - the environment's healthy reward (1 per step) is the survival bonus: the episode ends
+      when the torso leaves the healthy range, and staying up is part of a good skill.
+    - 32 prior samples in the reward's denominator (the relabelling otherwise costs more than
+      the SAC update), a fresh relabelled pool every 32 updates.
+    The rest follows the authors: 2-D skills, 4 fixed-variance experts over the torso x-y
+    change, SAC with a fixed entropy weight 0.1, lr 3e-4, batch 256, off-DADS replay.
     """
     return DADSConfig(
         env_id="Ant-v5",
         latent_dim=2,
-        steps=1_400_000,  # ~1.2-2 h here: 200 policy steps/s while most episodes end in a hop
+        steps=400_000,
         num_envs=8,
         episode_length=200,
+        skill_hold=50,
         action_repeat=1,  # Ant's control period is already 0.05 s (5 MuJoCo steps)
+        dynamics_horizon=10,
+        survival_bonus=1.0,
         dynamics_dims=(0, 1),
         hide_dynamics_dims=True,
         policy_obs_dims=ANT_QPOS_QVEL,
         random_start=False,
-        num_alternatives=100,
-        dynamics_updates=32,
-        sac_updates=64,
+        num_alternatives=32,
+        dynamics_updates=64,
+        sac_updates_per_step=0.5,
         batch_size=256,
         off_policy=True,
-        replay_capacity=200_000,
-        relabel_pool=1024,  # 100 alternatives each: relabelling costs ~0.5 ms per transition
-        sac=SACConfig(initial_alpha=0.1, learn_alpha=False, hidden=(256, 256)),
-        networks=DADSNetworkConfig(policy_hidden=(256, 256), dynamics_hidden=(256, 256)),
-        checkpoint_every=20,
+        replay_capacity=400_000,
+        relabel_pool=4096,
+        relabel_every=32,
+        sac=SACConfig(initial_alpha=0.1, learn_alpha=False, hidden=(128, 128)),
+        networks=DADSNetworkConfig(policy_hidden=(128, 128), dynamics_hidden=(128, 128)),
+        checkpoint_every=10,
         # One process: beside another busy process a worker halved collection (~600 against
         # ~1,050 steps/s); on an idle machine try --env-workers 1.
         env_workers=0,

@@ -35,7 +35,7 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
 
     grid = skill_grid(config.latent_dim)
     env = envs.make_env(
-        config.env_id, max_episode_steps=config.episode_length * skill.hold_steps + 1
+        config.env_id, max_episode_steps=config.episode_length * config.action_repeat + 1
     )
     trajectories = np.zeros(
         (len(grid), 2, config.episode_length + 1, env.observation_space.shape[0])
@@ -44,7 +44,7 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
     for index, z in enumerate(grid):
         for repeat in range(2):
             trajectories[index, repeat], fell[index, repeat] = _rollout(
-                env, skill, z, config.episode_length, seed + repeat
+                env, skill, z, config.episode_length, config.action_repeat, seed + repeat
             )
     dims = list(config.dynamics_dims or range(trajectories.shape[-1]))
     ends = trajectories[:, :, -1][..., dims]
@@ -59,15 +59,18 @@ def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict
     }
 
 
-def _rollout(env: Any, skill: DADSSkill, z: np.ndarray, steps: int, seed: int) -> tuple:
-    """Observations ``(steps + 1, do)`` of skill ``z`` from a reset with ``seed`` (held at the
-    last one once the episode terminates) and whether it terminated (a fall, on Ant)."""
+def _rollout(
+    env: Any, skill: DADSSkill, z: np.ndarray, steps: int, action_repeat: int, seed: int
+) -> tuple:
+    """Observations ``(steps + 1, do)`` after each of ``steps`` policy steps (``action_repeat``
+    control steps each) of skill ``z`` from a reset with ``seed`` (held at the last one once
+    the episode terminates) and whether it terminated (a fall, on Ant)."""
     obs, _ = env.reset(seed=seed)
     skill.reset()
     path = np.zeros((steps + 1, env.observation_space.shape[0]))
     path[0] = obs
     for step in range(steps):
-        for _ in range(skill.hold_steps):
+        for _ in range(action_repeat):
             obs, _, terminated, truncated, _ = env.step(skill.act(obs, z))
             if terminated or truncated:
                 break

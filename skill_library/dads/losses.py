@@ -83,3 +83,22 @@ def intrinsic_reward(
         log_alt = dynamics.log_prob(repeated_states, repeated_skills, repeated_next)
         log_alt = log_alt.view(count, batch)
         return log_q - (torch.logsumexp(log_alt, 0) - math.log(count))
+
+
+def shaped_reward(
+    intrinsic: torch.Tensor, window_full: torch.Tensor, dones: torch.Tensor, bonus: float
+) -> torch.Tensor:
+    """SAC's reward: the intrinsic reward where the transition closes a whole k-step window
+    (a partial window has no k-step prediction to score), plus ``bonus`` on every step that
+    does not end the episode.
+
+    Args:
+        intrinsic: ``(B,)`` DADS rewards of the windows.
+        window_full: ``(B,)`` 1 where the window is whole, else 0.
+        dones: ``(B,)`` 1 where the transition ended the episode (a fall), else 0.
+        bonus: the survival bonus.
+
+    Returns:
+        ``(B,)`` rewards.
+    """
+    return intrinsic * window_full + bonus * (1.0 - dones)

@@ -33,14 +33,18 @@ class DADSSkillConfig:
     """Control steps each policy action is held (the policy's own rate is the loop's / this)."""
     policy_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the policy."""
+    dynamics_horizon: int = 1
+    """Policy steps a command is held per planning step (what the skill dynamics predicts
+    over); ``hold_steps = action_repeat * dynamics_horizon``."""
 
 
 class DADSSkill(Skill):
     """A DADS skill: ``a = tanh(mu(s, z))`` held for ``action_repeat`` control steps.
 
     The command is the latent skill code ``z``; ``dynamics`` predicts the planning state after
-    one policy step (``hold_steps = action_repeat`` control steps), which is what latent MPPI
-    plans with. ``act`` runs the policy in numpy (no torch on the control path).
+    ``dynamics_horizon`` policy steps (``hold_steps = action_repeat * dynamics_horizon`` control
+    steps), which is what latent MPPI plans with. ``act`` runs the policy in numpy (no torch
+    on the control path).
     """
 
     kind: ClassVar[str] = "dads"
@@ -55,7 +59,11 @@ class DADSSkill(Skill):
     ):
         command_space = Box(-1.0, 1.0, shape=(config.latent_dim,), dtype=np.float32)
         super().__init__(
-            observation_space, command_space, action_space, config.action_repeat, dynamics=dynamics
+            observation_space,
+            command_space,
+            action_space,
+            config.action_repeat * config.dynamics_horizon,
+            dynamics=dynamics,
         )
         self.config = config
         self.policy = policy.eval()
@@ -115,14 +123,18 @@ class DADSSkill(Skill):
         config = package.config_fields()
         config.keys(("skill", "dynamics"))
         skill = config.section("skill")
-        skill.keys(("latent_dim", "policy_obs_indices", "action_repeat"), ("policy_hidden",))
+        skill.keys(
+            ("latent_dim", "policy_obs_indices", "action_repeat"),
+            ("policy_hidden", "dynamics_horizon"),
+        )
         latent_dim = skill.integer("latent_dim", 1, 1024)
         if package.vector_size("command") != latent_dim:
             raise skill.error("latent_dim", "differs from the size of spaces.command")
         indices = skill.integers("policy_obs_indices", 0, obs_dim - 1, max_length=obs_dim)
         repeat = skill.integer("action_repeat", 1, 100_000)
-        if repeat != package.manifest["hold_steps"]:
-            raise skill.error("action_repeat", "differs from hold_steps")
+        horizon = skill.integer("dynamics_horizon", 1, 100_000, 1)
+        if repeat * horizon != package.manifest["hold_steps"]:
+            raise skill.error("action_repeat", "times dynamics_horizon differs from hold_steps")
         hidden = skill.integers("policy_hidden", 1, MAX_WIDTH, (256, 256), max_length=MAX_LAYERS)
         package.expect_tensors(
             "policy",

@@ -25,7 +25,12 @@ import torch
 from hrl_runtime.errors import ConfigError
 from skill_library.dads.config import DADSConfig
 from skill_library.dads.evaluation import evaluate_skills, plot_skill_grid
-from skill_library.dads.losses import dynamics_loss, importance_weights, intrinsic_reward
+from skill_library.dads.losses import (
+    dynamics_loss,
+    importance_weights,
+    intrinsic_reward,
+    shaped_reward,
+)
 from skill_library.dads.networks import make_networks
 from skill_library.dads.skill import DADSSkill, DADSSkillConfig
 from skill_library.dynamics import LearnedDynamics
@@ -138,14 +143,19 @@ class DADSTrainer:
             from its mean over the batch: how far apart different skills go).
         """
         config = self.config
+        dims = list(self.dynamics_dims)
         obs = self.envs.reset()
-        start = obs[:, list(self.dynamics_dims)].copy()
+        start = obs[:, dims].copy()
+        # history[t]: the planning state s_t of every environment, for the k-step windows.
+        history = [start]
+        segment_start = 0
         skills = self._sample_skills(config.num_envs)
         columns: dict[str, list[np.ndarray]] = {k: [] for k in self.replay.data}
         fell = np.zeros(config.num_envs, bool)
         for step in range(config.episode_length):
             if config.skill_hold and step > 0 and step % config.skill_hold == 0:
                 skills = self._sample_skills(config.num_envs)
+                segment_start = step
             with torch.no_grad():
                 actions, log_prob = self.learner.policy.sample(
                     self._policy_input(obs, skills), self.learner.generator
@@ -156,6 +166,11 @@ class DADSTrainer:
                 break
             next_obs, dones = self.envs.step(actions)
             fell |= dones > 0
+            history.append(next_obs[:, dims].copy())
+            # The window of transition t ends at s_{t+1} and starts k steps earlier, inside the
+            # span the current skill has been held (else it is partial: no dynamics target).
+            begin = step + 1 - config.dynamics_horizon
+            full = np.full(config.num_envs, float(begin >= segment_start), np.float32)
             for key, value in (
                 ("obs", obs),
                 ("next_obs", next_obs),
@@ -163,10 +178,12 @@ class DADSTrainer:
                 ("skills", skills),
                 ("dones", dones),
                 ("behavior_log_prob", log_prob.numpy()),
+                ("window_start", history[max(begin, segment_start)]),
+                ("window_full", full),
             ):
                 columns[key].append(value[alive])
             obs = next_obs
-        moved = obs[:, list(self.dynamics_dims)] - start
+        moved = obs[:, dims] - start
         stats = {
             "fall_rate": float(fell.mean()),
             "episode_steps": sum(len(c) for c in columns["dones"]) / config.num_envs,
@@ -175,10 +192,10 @@ class DADSTrainer:
         return {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}, stats
 
     def _dynamics_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        dims = list(self.dynamics_dims)
+        """The k-step windows ``s_{t+1-k} -> s_{t+1}`` of the planning state under the skill."""
         return {
-            "dyn_obs": batch["obs"][:, dims],
-            "dyn_next_obs": batch["next_obs"][:, dims],
+            "dyn_obs": batch["window_start"],
+            "dyn_next_obs": batch["next_obs"][:, list(self.dynamics_dims)],
             "skills": batch["skills"],
         }
 
@@ -196,6 +213,9 @@ class DADSTrainer:
                 batch["weights"] = importance_weights(
                     log_prob, raw["behavior_log_prob"], self.config.importance_clip
                 )
+            if self.config.dynamics_horizon > 1:
+                # Partial windows (the first k-1 steps of a skill) are no k-step targets.
+                batch["weights"] = batch.get("weights", 1.0) * raw["window_full"]
             loss, metrics = dynamics_loss(self.dynamics, batch)
             self.dynamics_optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -216,7 +236,10 @@ class DADSTrainer:
             "obs": self._sac_obs(batch["obs"], batch["skills"]),
             "next_obs": self._sac_obs(batch["next_obs"], batch["skills"]),
             "actions": batch["actions"],
-            "rewards": rewards,
+            "rewards": shaped_reward(
+                rewards, batch["window_full"], batch["dones"], self.config.survival_bonus
+            ),
+            "intrinsic": rewards,
             "dones": batch["dones"],
         }
 
@@ -228,9 +251,7 @@ class DADSTrainer:
         self._store(fresh)
         metrics["dynamics_log_likelihood_new_data"] = self._fit_normalizers(fresh)
         metrics.update(self.update_dynamics())
-        pool = self.relabel(self._relabel_pool())
-        metrics["intrinsic_reward"] = pool["rewards"].mean().item()
-        metrics.update(self.update_policy(pool))
+        metrics.update(self.update_policy(self._sac_update_count(len(fresh["obs"]))))
         metrics["collect_seconds"] = collected - started
         metrics["update_seconds"] = time.perf_counter() - collected
         self.steps_done += len(fresh["obs"])
@@ -248,7 +269,8 @@ class DADSTrainer:
         """Updates q_phi's input and output normalizers with the new transitions; returns their
         mean log-likelihood under q_phi before it is fitted to them (how predictable the
         skills are)."""
-        batch = self._dynamics_batch({k: torch.from_numpy(v) for k, v in fresh.items()})
+        full = fresh["window_full"] > 0
+        batch = self._dynamics_batch({k: torch.from_numpy(v[full]) for k, v in fresh.items()})
         self.dynamics.in_norm.update(torch.cat([batch["dyn_obs"], batch["skills"]], -1))
         self.dynamics.out_norm.update(batch["dyn_next_obs"] - batch["dyn_obs"])
         with torch.no_grad():
@@ -264,13 +286,29 @@ class DADSTrainer:
         size = min(self.config.relabel_pool, len(self.replay))
         return self.replay.get(self.replay.indices(self.rng, size))
 
-    def update_policy(self, pool: dict[str, torch.Tensor]) -> dict[str, float]:
-        """``sac_updates`` SAC steps on minibatches of the relabelled ``pool``."""
+    def _sac_update_count(self, new_steps: int) -> int:
+        """``sac_updates``, or ``sac_updates_per_step`` times the steps just collected."""
+        if self.config.sac_updates_per_step > 0:
+            return max(1, round(self.config.sac_updates_per_step * new_steps))
+        return self.config.sac_updates
+
+    def update_policy(self, count: int) -> dict[str, float]:
+        """``count`` SAC steps on minibatches of relabelled pools (a fresh pool every
+        ``relabel_every`` updates, or one per call)."""
         metrics: dict[str, float] = {}
-        size = len(pool["rewards"])
-        for _ in range(self.config.sac_updates):
+        every = self.config.relabel_every or count
+        rewards, intrinsic = [], []
+        for done in range(count):
+            if done % every == 0:
+                pool = self.relabel(self._relabel_pool())
+                rewards.append(pool["rewards"].mean().item())
+                intrinsic.append(pool.pop("intrinsic").mean().item())
+                size = len(pool["rewards"])
             index = torch.from_numpy(self.rng.integers(0, size, self.config.batch_size))
             metrics.update(self.learner.update({k: v[index] for k, v in pool.items()}))
+        metrics["intrinsic_reward"] = float(np.mean(intrinsic))
+        metrics["reward"] = float(np.mean(rewards))
+        metrics["sac_updates"] = float(count)
         return metrics
 
     # --- the run ---------------------------------------------------------------------------
@@ -374,6 +412,7 @@ class DADSTrainer:
             policy_obs_indices=self.policy_dims,
             action_repeat=self.config.action_repeat,
             policy_hidden=self.config.networks.policy_hidden,
+            dynamics_horizon=self.config.dynamics_horizon,
         )
         dynamics = LearnedDynamics(copy.deepcopy(self.dynamics), self.dynamics_dims)
         return DADSSkill(
@@ -449,6 +488,8 @@ def _replay_buffer(config: DADSConfig, obs_dim: int, action_dim: int) -> ReplayB
         "skills": (config.latent_dim,),
         "dones": (),
         "behavior_log_prob": (),
+        "window_start": (len(config.dynamics_dims or range(obs_dim)),),
+        "window_full": (),
     }
     on_policy = config.num_envs * config.episode_length
     return ReplayBuffer(config.replay_capacity if config.off_policy else on_policy, fields)
