@@ -58,6 +58,7 @@ def _run_follow(
     threads: int | None = None,
     perturbation: Any = None,
     adapt: bool = False,
+    tour: bool = False,
 ):
     import envs  # MuJoCo and numba load when a command needs them, not for `hrl --help`
     from planners import SequenceConfig, build_goal_follower
@@ -94,8 +95,9 @@ def _run_follow(
         realtime=realtime,
         seed=seed,
         threads=threads,
-        # goals given from the start pose (Ant's) are each attempted from a reset
-        reset_each_goal=space is not None and space.start_distance is not None,
+        # goals given from the start pose (Ant's) are each attempted from a reset, unless the
+        # run is a tour (one goal after another along one path)
+        reset_each_goal=not tour and space is not None and space.start_distance is not None,
     )
 
     def make_high_level(part: np.ndarray):
@@ -284,13 +286,21 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 # A tour of the open arena: far apart, in every direction, ending back near the start.
 DEMO_GOALS = "3.5,3.5;-3.5,3.0;-4.0,-3.5;3.0,-4.0;4.0,0.5;-0.5,0.5"
+# Ant's tour: four goals one after another (each 3-8 m from the start, as Ant's goals are),
+# ~17 m of walking with turns to the left.
+DEMO_ANT_GOALS = "4,0;4,4;-1,5;-4,2"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    tour, radius = False, 0.5
     if args.scenario == "dads":
         # Zero-shot goal following: DADS skills learned without reward, composed by latent MPPI.
         env_id, skill_ref, planner = "hrl/PointArena-v0", "dads-pointmass", "mppi"
         goals = parse_goals(DEMO_GOALS)
+    elif args.scenario == "ant":
+        # The same on a legged body: DADS skills on Ant-v5, latent MPPI in the real-time loop.
+        env_id, skill_ref, planner = "Ant-v5", "dads-ant", "mppi"
+        goals, tour, radius = parse_goals(DEMO_ANT_GOALS), True, 1.0
     else:
         # The scripted reach skill touring the maze's goal cells along corridor waypoints.
         env_id, skill_ref, planner = "hrl/PointMaze-v0", "scripted-reach", "sequence"
@@ -314,17 +324,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         random_goals=None,
         seed=args.seed,
         steps_per_goal=1000,
-        radius=0.5,
+        radius=radius,
         realtime=False,
         record_plans_every=4,
         video=args.video,
         sync=args.sync,
         threads=args.threads,
         perturbation=perturbation,
+        tour=tour,
     )
     out.mkdir(parents=True, exist_ok=True)
     payload = report.to_json()
-    payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), 0.5))
+    payload["plot"] = str(plot_follow(report, out / "demo.png", _layout_of(env), radius))
     if args.video:
         payload["video"] = args.video
     (out / "demo.json").write_text(json.dumps(payload, indent=2, default=json_default) + "\n")
@@ -415,9 +426,10 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     demo.add_argument("--seed", type=SEED, default=0, help="seed (0..2**32-1)")
     demo.add_argument(
         "--scenario",
-        choices=("dads", "maze"),
+        choices=("dads", "ant", "maze"),
         default="dads",
-        help="dads: DADS skills + latent MPPI in the arena; maze: scripted reach through the maze",
+        help="dads: DADS skills + latent MPPI in the arena; ant: the same on Ant-v5 with "
+        "dads-ant (a tour of 4 goals); maze: scripted reach through the maze",
     )
     demo.add_argument(
         "--video", help="also write a video (.mp4 or .gif; needs offscreen GL; implies --sync)"
