@@ -25,6 +25,7 @@ from hrl_runtime.cli import (
     runtime,
     skills,
     spirl,
+    sweep,
 )
 from hrl_runtime.cli.common import MAX_ERROR_CHARS, OneLineParser, compare_targets, with_json
 from hrl_runtime.errors import HrlError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_commands(commands, with_json)
     runtime.add_commands(commands, with_json)
     keys.add_commands(commands, with_json)
+    sweep.add_commands(commands, with_json)
     return parser
 
 

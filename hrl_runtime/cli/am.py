@@ -9,7 +9,6 @@ from hrl_runtime import checks
 from hrl_runtime.cli.common import (
     SEED,
     STEPS,
-    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_package_flags,
@@ -21,6 +20,7 @@ from hrl_runtime.cli.common import (
     load_dataset,
     show_progress,
 )
+from hrl_runtime.cli.sweep import add_backend_flags, backend_config, trials_session
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.experiments.am_config import EvalConfig
 from skill_library.actionable.config import ActionableConfig
@@ -68,21 +68,14 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         )
     labels, metadata = None, None
     out = checks.output_dir(args.out, "--out", may_exist=True)  # before any run
+    backend = backend_config(args)
+    variants: dict[str, list[str]] = {}
     if args.dataset is not None:
         load_dataset(args.dataset)  # refuse a bad file before any run starts
-        variants = train_variants(
-            args.dataset,
-            args.steps,
-            args.train_seeds,
-            out / "packages",
-            jobs=args.jobs,
-            progress=show_progress(),
-        )
         labels = [f"training seed {seed}" for seed in args.train_seeds]
         metadata = {"training": {"dataset": args.dataset, "steps": args.steps,
                                  "seeds": args.train_seeds}}  # fmt: skip
     else:
-        variants = {}
         for item in args.variant:
             label, sep, ref = item.partition("=")
             if not sep or not label or not ref:
@@ -95,15 +88,26 @@ def cmd_compare_am(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         planners=tuple(args.planners),
     )
-    report = run_variants(
-        variants,
-        args.seeds,
-        config,
-        out,
-        progress=show_progress(),
-        package_labels=labels,
-        metadata=metadata,
-    )
+    with trials_session(backend):  # Ray started (or joined) once for training and evaluation
+        if args.dataset is not None:
+            variants = train_variants(
+                args.dataset,
+                args.steps,
+                args.train_seeds,
+                out / "packages",
+                progress=show_progress(),
+                backend=backend,
+            )
+        report = run_variants(
+            variants,
+            args.seeds,
+            config,
+            out,
+            progress=show_progress(),
+            package_labels=labels,
+            metadata=metadata,
+            backend=backend,
+        )
     emit(args, report, report["markdown"] + f"\nwrote {report['csv']}")
     return 0
 
@@ -139,7 +143,8 @@ def add_commands(compare_targets: argparse._SubParsersAction, with_json: WithJso
         help="gradient steps per training run",
     )
     am.add_argument("--train-seeds", type=SEED, nargs="+", default=[0, 1, 2])
-    am.add_argument("--jobs", type=THREADS, default=2, help="training runs side by side")
+    add_backend_flags(am, "training and evaluation runs side by side on this machine (default: "
+                      "every core)")  # fmt: skip
     am.add_argument(
         "--variant",
         action="append",

@@ -9,7 +9,6 @@ from hrl_runtime import checks
 from hrl_runtime.cli.common import (
     EPISODES,
     SEED,
-    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_loop_flags,
@@ -23,6 +22,7 @@ from hrl_runtime.cli.common import (
     make_env,
     show_progress,
 )
+from hrl_runtime.cli.sweep import add_backend_flags, backend_config, trials_session
 from hrl_runtime.registry import load_skill
 from hrl_runtime.skill import check_compatible
 from skill_library.spirl.config import (
@@ -119,10 +119,12 @@ def cmd_compare_spirl(args: argparse.Namespace) -> int:
 
     out = checks.output_dir(args.out, "--out", may_exist=True)  # before any run
     load_skill(args.skill)  # refuse a missing or broken skill before spawning runs
-    report = run_comparison(
-        args.skill, args.env, args.steps, args.seeds, out, jobs=args.jobs,
-        progress=show_progress(),
-    )  # fmt: skip
+    backend = backend_config(args)
+    with trials_session(backend):
+        report = run_comparison(
+            args.skill, args.env, args.steps, args.seeds, out, progress=show_progress(),
+            backend=backend,
+        )  # fmt: skip
     lines = [f"{'method':12} {'final success per seed':28} mean"]
     for method, row in report["methods"].items():
         per_seed = ", ".join(f"{v:.2f}" for v in row["final_success_rate_per_seed"])
@@ -200,6 +202,6 @@ def add_commands(
         "--steps", type=TRAIN_STEPS, default=SPiRLConfig().env_steps, help="control steps per run"
     )
     spirl.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
-    spirl.add_argument("--jobs", type=THREADS, default=2, help="runs side by side")
+    add_backend_flags(spirl, "runs side by side on this machine (default: every core)")
     spirl.add_argument("--out", default="runs/spirl-compare")
     spirl.set_defaults(func=cmd_compare_spirl)

@@ -1,23 +1,22 @@
 """Far-goal evaluation of Actionable Models variants: which training, which high level.
 
 :func:`train_variants` trains each variant (:data:`VARIANTS`: goal chaining and conservative
-negatives, without chaining, without negatives) once per training seed, each run its own process
-(``python -m hrl_runtime.experiments.am_eval train ...``, see :func:`train_one`).
+negatives, without chaining, without negatives) once per training seed, each run a trial
+(:func:`train_one`) on the local backend or on Ray (:mod:`hrl_runtime.experiments.backends`).
 :func:`run_variants` evaluates every package under every planner on far-goal episodes: each
 starts at a random free point and has one goal at least ``min_cells`` BFS cells away (in a maze
 whose training trajectories each cover only a few cells, such goals need stitching); every
-package sees the same episodes. The result is a CSV, a JSON summary and a Markdown table of
+package sees the same episodes; with a backend, each (package, planner) is a trial
+(:func:`evaluate_trial`). The result is a CSV, a JSON summary and a Markdown table of
 success rates, one column per training seed, with the value diagnostics of
 :mod:`hrl_runtime.experiments.am_values` beside them.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shlex
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -28,6 +27,8 @@ import numpy as np
 from hrl_runtime.agent import HierarchicalAgent
 from hrl_runtime.experiments.am_config import EvalConfig
 from hrl_runtime.experiments.am_values import value_diagnostics, value_table
+from hrl_runtime.experiments.backends import BackendConfig, run_all
+from hrl_runtime.experiments.trials import Trial
 from hrl_runtime.loop import ControlLoop, LoopConfig
 from planners.factory import build_goal_follower
 from planners.sequence import SequenceConfig
@@ -60,13 +61,16 @@ def far_goal_episodes(layout: Any, seed: int, config: EvalConfig) -> list[tuple[
     return episodes
 
 
-def evaluate(skill: Any, planner: str, seed: int, config: EvalConfig) -> dict[str, Any]:
-    """Runs ``skill`` under ``planner`` on the far-goal episodes of ``seed``."""
+def evaluate(
+    skill: Any, planner: str, seed: int, config: EvalConfig, threads: int | None = None
+) -> dict[str, Any]:
+    """Runs ``skill`` under ``planner`` on the far-goal episodes of ``seed`` (the planner's numba
+    pool with ``threads``, None: the loop's default)."""
     import envs
 
     env = envs.make_env(config.env_id, max_episode_steps=config.max_steps + 1)
     layout, xy = env.unwrapped.layout, envs.xy_indices(env)
-    loop = ControlLoop(LoopConfig(control_period_s=float(env.unwrapped.dt)))
+    loop = ControlLoop(LoopConfig(control_period_s=float(env.unwrapped.dt), threads=threads))
     reached, steps, final = [], [], []
     for index, (start, goal) in enumerate(far_goal_episodes(layout, seed, config)):
         high_level = build_goal_follower(
@@ -106,11 +110,13 @@ def train_variants(
     variants: tuple[str, ...] = tuple(VARIANTS),
     jobs: int = 2,
     progress: bool = True,
+    backend: BackendConfig | None = None,
 ) -> dict[str, list[str]]:
-    """Trains every (variant, seed) with :func:`train_one`, each in its own process.
+    """Trains every (variant, seed) with :func:`train_one`, each a trial of its own.
 
     Runs resume from their checkpoints, so an interrupted comparison continues where it
-    stopped and a finished run is only re-packaged.
+    stopped and a finished run is only re-packaged. On a cluster, ``dataset`` and ``out_dir``
+    must be paths every node sees (a shared file system).
 
     Args:
         dataset: the HDF5 trajectories.
@@ -118,45 +124,37 @@ def train_variants(
         seeds: training seeds.
         out_dir: packages go to ``out_dir/<variant>/seed-<seed>``.
         variants: labels of :data:`VARIANTS` to train.
-        jobs: runs side by side (one core each: thread pools are pinned to one thread).
+        jobs: runs side by side when ``backend`` is None (local processes, one core each).
         progress: show a progress bar.
+        backend: where the runs go (default: local processes, ``jobs`` at a time).
 
     Returns:
         variant -> package directories, in the order of ``seeds``.
 
     Raises:
-        RuntimeError: a run failed (its error output is included).
+        TrialsFailed: a run failed on every attempt (its error output is included).
     """
-    from hrl_runtime.experiments.processes import run_json_processes
-
+    backend = backend or BackendConfig(jobs=jobs)
     runs = [(label, seed) for label in variants for seed in seeds]
-    commands = [
-        [
-            sys.executable,
-            "-m",
-            "hrl_runtime.experiments.am_eval",
-            "train",
-            "--variant",
-            label,
-            "--dataset",
-            str(dataset),
-            "--out",
-            str(Path(out_dir) / label / f"seed-{seed}"),
-            "--name",
-            f"am-{label}-seed-{seed}",
-            "--steps",
-            str(steps),
-            "--seed",
-            str(seed),
-        ]
+    trials = [
+        Trial(
+            f"{__name__}:train_one",
+            {
+                "variant": label,
+                "dataset": str(Path(dataset).resolve()),
+                "out_dir": str((Path(out_dir) / label / f"seed-{seed}").resolve()),
+                "name": f"am-{label}-seed-{seed}",
+                "steps": steps,
+                "seed": seed,
+            },
+            name=f"training {label} seed {seed}",
+        )
         for label, seed in runs
     ]
-    names = [f"training {label} seed {seed}" for label, seed in runs]
-    reports = run_json_processes(commands, names, jobs, progress)
-    packages = [report["package"] for report in reports]
+    reports = run_all(trials, backend, progress)
     trained: dict[str, list[str]] = {label: [] for label in variants}
-    for (label, _), package in zip(runs, packages, strict=True):
-        trained[label].append(package)
+    for (label, _), report in zip(runs, reports, strict=True):
+        trained[label].append(report["package"])
     return trained
 
 
@@ -206,6 +204,7 @@ def run_variants(
     progress: bool = True,
     package_labels: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    backend: BackendConfig | None = None,
 ) -> dict[str, Any]:
     """Evaluates every (variant, package, planner) on the far goals of every evaluation seed.
 
@@ -222,6 +221,9 @@ def run_variants(
         progress: show a progress bar.
         package_labels: the tables' column headers, one per package (e.g. "training seed 0").
         metadata: more fields for the report (e.g. how the packages were trained).
+        backend: where the episodes run: one trial per (package, planner) with its planner
+            pinned to the trial's CPUs (the same rows on either backend); None: here, one after
+            another.
 
     Returns:
         JSON-ready report: rows, per (variant, planner) the success rate of each package over
@@ -233,7 +235,10 @@ def run_variants(
     skills = {ref: registry.load(ref) for refs in variants.values() for ref in refs}
     started = time.perf_counter()
     diagnostics = _diagnose_packages(skills, config)
-    rows = _evaluate_packages(variants, skills, seeds, config, progress)
+    if backend is None:
+        rows = _evaluate_packages(variants, skills, seeds, config, progress)
+    else:
+        rows = _evaluate_trials(variants, seeds, config, backend, progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = _write_rows(rows, out_dir / "far_goals.csv")
@@ -249,6 +254,7 @@ def run_variants(
         },
         "csv": str(csv_path),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "backend": None if backend is None else backend.backend,
         **(metadata or {}),
     }
     if package_labels is not None:
@@ -297,10 +303,76 @@ def _evaluate_packages(
     for label, index, ref, planner, seed in tqdm(jobs, disable=not progress, unit="run"):
         result = evaluate(skills[ref], planner, seed, config)
         rows.append(
-            {"variant": label, "package": index, "skill": ref, "planner": planner,
-             "seed": seed, **result}
-        )  # fmt: skip
+            {
+                "variant": label,
+                "package": index,
+                "skill": ref,
+                "planner": planner,
+                "seed": seed,
+                **result,
+            }
+        )
     return rows
+
+
+def evaluate_trial(
+    skill_ref: str, planner: str, seeds: list[int], config: dict[str, Any], threads: int = 1
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` of one package under one planner on every seed, in this process.
+
+    Args:
+        skill_ref: registry name or package directory.
+        planner: the high level.
+        seeds: evaluation seeds.
+        config: the fields of an :class:`EvalConfig` (``value_check`` left out).
+        threads: the planner's numba threads.
+
+    Returns:
+        One result of :func:`evaluate` per seed.
+    """
+    from hrl_runtime.registry import SkillRegistry
+
+    fields = {**config, "planners": tuple(config["planners"]), "value_check": None}
+    evaluation = EvalConfig(**fields)
+    skill = SkillRegistry().load(skill_ref)
+    return [evaluate(skill, planner, seed, evaluation, threads) for seed in seeds]
+
+
+def _evaluate_trials(
+    variants: dict[str, list[str]],
+    seeds: list[int],
+    config: EvalConfig,
+    backend: BackendConfig,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`_evaluate_packages`, one :func:`evaluate_trial` per (package,
+    planner) on ``backend``."""
+    fields = {k: v for k, v in asdict(config).items() if k != "value_check"}
+    refs = list(dict.fromkeys(ref for refs in variants.values() for ref in refs))
+    pairs = [(ref, planner) for ref in refs for planner in config.planners]
+    trials = [
+        Trial(
+            f"{__name__}:evaluate_trial",
+            {
+                "skill_ref": ref,
+                "planner": planner,
+                "seeds": list(seeds),
+                "config": fields,
+                "threads": backend.cpus_per_trial,
+            },
+            name=f"far goals of {ref} under {planner}",
+        )
+        for ref, planner in pairs
+    ]
+    results = dict(zip(pairs, run_all(trials, backend, progress), strict=True))
+    return [
+        {"variant": label, "package": index, "skill": ref, "planner": planner, "seed": seed,
+         **result}
+        for label, refs in variants.items()
+        for index, ref in enumerate(refs)
+        for planner in config.planners
+        for seed, result in zip(seeds, results[ref, planner], strict=True)
+    ]  # fmt: skip
 
 
 def _write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -366,24 +438,3 @@ def markdown_table(report: dict[str, Any], column: str = "package") -> list[str]
         values = " | ".join(f"{v:.2f}" for v in cell["per_package"])
         lines.append(f"| {variant} | {planner} | {values} | {cell['mean']:.2f} |")
     return lines
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m hrl_runtime.experiments.am_eval train ...``: one run of :func:`train_variants`;
-    prints one JSON object (see :func:`train_one`)."""
-    parser = argparse.ArgumentParser(description="one training run (see `hrl compare am`)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one variant, resuming from its checkpoint")
-    train.add_argument("--variant", choices=tuple(VARIANTS), required=True)
-    train.add_argument("--dataset", required=True)
-    train.add_argument("--out", required=True)
-    train.add_argument("--name", required=True)
-    train.add_argument("--steps", type=int, required=True)
-    train.add_argument("--seed", type=int, required=True)
-    args = parser.parse_args(argv)
-    report = train_one(args.variant, args.dataset, Path(args.out), args.name, args.steps, args.seed)
-    print(json.dumps(report))
-
-
-if __name__ == "__main__":
-    main()

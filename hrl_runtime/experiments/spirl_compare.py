@@ -1,36 +1,48 @@
 """The downstream comparison: SPiRL vs SAC in skill space without the prior vs flat SAC on raw
 actions, same control-step budget, several seeds; learning curves as CSV and PNG.
 
-Each (method, seed) run is its own process (``python -m hrl_runtime.experiments.spirl_compare``),
-so runs can go side by side on separate cores with pinned thread pools.
+Each (method, seed) run is a trial (:func:`run_one`) on the local backend or on Ray
+(:mod:`hrl_runtime.experiments.backends`): its own process with pinned thread pools, so runs go
+side by side on separate cores, or machines.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hrl_runtime.experiments.backends import BackendConfig, run_all
+from hrl_runtime.experiments.trials import Trial
+
 METHODS = ("spirl", "skill_sac", "flat_sac")
 
 
-def run_one(method: str, seed: int, skill_ref: str, env_id: str, steps: int, eval_every: int):
-    """One training run in this process; returns its learning curve."""
-    import torch
-
-    torch.set_num_threads(1)
+def run_one(
+    method: str,
+    seed: int,
+    skill_ref: str,
+    env_id: str,
+    steps: int,
+    eval_every: int,
+    eval_episodes: int = 5,
+):
+    """One training run in this process (torch's threads as the trial pinned them); returns its
+    learning curve."""
     from hrl_runtime.registry import SkillRegistry
     from skill_library.spirl.downstream import SPiRLConfig, SPiRLTrainer
 
     skill = None if method == "flat_sac" else SkillRegistry().load(skill_ref)
     config = SPiRLConfig(
-        env_steps=steps, method=method, seed=seed, eval_every=eval_every, eval_episodes=5
+        env_steps=steps,
+        method=method,
+        seed=seed,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
     )
     trainer = SPiRLTrainer(skill, env_id, config)
     curve = trainer.train(progress=False)
@@ -47,34 +59,48 @@ def run_comparison(
     eval_every: int = 30_000,
     methods: tuple[str, ...] = METHODS,
     progress: bool = True,
+    backend: BackendConfig | None = None,
+    eval_episodes: int = 5,
 ) -> dict[str, Any]:
-    """Runs every (method, seed) and writes ``curves.csv``, ``curves.png`` and ``summary.json``."""
-    from hrl_runtime.experiments.processes import run_json_processes
+    """Runs every (method, seed) and writes ``curves.csv``, ``curves.png`` and ``summary.json``.
 
+    Args:
+        skill_ref: the skill with a prior.
+        env_id: the downstream task.
+        steps: control steps per run.
+        seeds: one run per method and seed.
+        out_dir: output directory.
+        jobs: runs side by side when ``backend`` is None (the local backend).
+        eval_every: control steps between evaluations.
+        methods: which of :data:`METHODS`.
+        progress: show a progress bar.
+        backend: where the runs go (default: local processes, ``jobs`` at a time); each run is a
+            trial of :func:`run_one` with one CPU, so either backend gives the same curves.
+        eval_episodes: episodes of each evaluation.
+
+    Raises:
+        TrialsFailed: a run failed on every attempt.
+    """
+    backend = backend or BackendConfig(jobs=jobs)
     runs = [(m, s) for s in seeds for m in methods]
-    commands = [
-        [
-            sys.executable,
-            "-m",
-            "hrl_runtime.experiments.spirl_compare",
-            "--method",
-            method,
-            "--seed",
-            str(seed),
-            "--skill",
-            skill_ref,
-            "--env",
-            env_id,
-            "--steps",
-            str(steps),
-            "--eval-every",
-            str(eval_every),
-        ]
+    trials = [
+        Trial(
+            f"{__name__}:run_one",
+            {
+                "method": method,
+                "seed": seed,
+                "skill_ref": skill_ref,
+                "env_id": env_id,
+                "steps": steps,
+                "eval_every": eval_every,
+                "eval_episodes": eval_episodes,
+            },
+            name=f"run {method} seed {seed}",
+        )
         for method, seed in runs
     ]
     started = time.perf_counter()
-    names = [f"run {method} seed {seed}" for method, seed in runs]
-    results = run_json_processes(commands, names, jobs, progress)
+    results = run_all(trials, backend, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "curves.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -106,6 +132,7 @@ def run_comparison(
         "methods": summary,
         "csv": str(out_dir / "curves.csv"),
         "plot": str(plot_curves(results, out_dir / "curves.png", env_id)),
+        "backend": backend.backend,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -133,29 +160,9 @@ def plot_curves(results: list[dict[str, Any]], path: Path, env_id: str) -> Path:
     ax.set_xlabel("environment control steps")
     ax.set_ylabel("success rate (deterministic policy)")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title(f"{env_id}: sparse reward, {len(results) // len(METHODS)} seeds", fontsize=9)
+    ax.set_title(f"{env_id}: sparse reward, {len({r['seed'] for r in results})} seeds", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="one comparison run (see `hrl compare spirl`)")
-    parser.add_argument("--method", choices=METHODS, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--skill", required=True)
-    parser.add_argument("--env", required=True)
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--eval-every", type=int, default=30_000)
-    args = parser.parse_args(argv)
-    print(
-        json.dumps(
-            run_one(args.method, args.seed, args.skill, args.env, args.steps, args.eval_every)
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()
