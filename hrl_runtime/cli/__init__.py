@@ -21,6 +21,7 @@ from hrl_runtime.cli import (
     data,
     embedding,
     follow,
+    gcsac,
     keys,
     runtime,
     skills,
@@ -48,12 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_train_commands(algorithms, with_json)
     adapt.add_train_commands(algorithms, with_json)
     embedding.add_train_commands(algorithms, with_json)
+    gcsac.add_train_commands(algorithms, with_json)
 
     data.add_commands(commands, with_json)
     targets = compare_targets(commands)
     spirl.add_commands(commands, targets, with_json)
     am.add_commands(targets, with_json)
     adapt.add_compare_commands(targets, with_json)
+    gcsac.add_compare_commands(targets, with_json)
     bench.add_commands(commands, with_json)
     runtime.add_commands(commands, with_json)
     keys.add_commands(commands, with_json)
