@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from dataclasses import replace
+from pathlib import Path
 
 from hrl_runtime import checks
 from hrl_runtime.cli.common import (
@@ -43,18 +43,39 @@ MAX_HORIZON = 1000
 """Longest MPPI horizon ``hrl compare ant --horizon`` accepts."""
 
 
-def whole_iterations(config: GCSACConfig) -> int:
-    """The most policy steps a run of ``config.steps`` may train: it collects whole
-    iterations of ``num_envs`` episodes of at most ``episode_length`` steps."""
-    per_iteration = config.num_envs * config.episode_length
-    return math.ceil(config.steps / per_iteration) * per_iteration
+def steps_of(ref: str) -> int:
+    """The policy steps the package ``ref`` (name, name@version or directory) trained, from
+    its manifest's ``metrics.steps`` (DADS records them), so a baseline matches its budget.
+
+    Raises:
+        HrlError: no such package, or its manifest records no step count.
+    """
+    from hrl_runtime.package_schema import MANIFEST
+    from hrl_runtime.registry import SkillRegistry, is_explicit_path
+
+    path = Path(ref).expanduser() if is_explicit_path(ref) else SkillRegistry().resolve(ref).path
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"--steps-of {checks.shorten(ref)}: cannot read its manifest ({error})"
+        ) from None
+    steps = manifest.get("metrics", {}).get("steps") if isinstance(manifest, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(
+            f"--steps-of {checks.shorten(ref)}: its manifest records no metrics.steps; "
+            "give --steps N instead"
+        )
+    return checks.count(steps, "--steps-of", checks.MAX_TRAIN_STEPS)
 
 
 def cmd_train_gcsac(args: argparse.Namespace) -> int:
+    if args.steps is not None and args.steps_of is not None:
+        raise ConfigError("give --steps N or --steps-of PACKAGE, not both")
     defaults = GCSACConfig()
     given = {
         "env_id": args.env,
-        "steps": args.steps,
+        "steps": args.steps if args.steps_of is None else steps_of(args.steps_of),
         "num_envs": args.num_envs,
         "env_workers": args.env_workers,
         "torch_threads": args.torch_threads,
@@ -108,6 +129,13 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         help=f"policy steps in total (default {defaults.steps:,}, the DADS Ant preset's); the "
         f"last iteration of --num-envs episodes (up to {defaults.episode_length} steps each) "
         "completes",
+    )
+    gcsac.add_argument(
+        "--steps-of",
+        default=None,
+        metavar="PACKAGE",
+        help="train as many policy steps as PACKAGE did (its manifest's metrics.steps), e.g. "
+        "--steps-of dads-ant",
     )
     add_package_flags(gcsac, "gcsac-skill")
     gcsac.add_argument("--seed", type=SEED, default=defaults.seed)

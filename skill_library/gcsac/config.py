@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hrl_runtime.errors import ConfigError
-from skill_library.dads.config import ANT_QPOS_QVEL
+from skill_library.dads.config import ANT_QPOS_QVEL, ant_preset
 from skill_library.sac.config import SACConfig
 
 
@@ -22,8 +22,9 @@ class GCSACConfig:
 
     env_id: str = "Ant-v5"
     """Environment to learn goal reaching in (it must have an x-y goal space)."""
-    steps: int = 400_000
-    """Total policy steps (one control step each), the budget of the DADS Ant preset."""
+    steps: int = field(default_factory=lambda: ant_preset().steps)
+    """Total policy steps (one control step each); by default the budget of the DADS Ant
+    preset (``hrl train gcsac --steps-of dads-ant`` takes the steps a DADS package trained)."""
     num_envs: int = 8
     """Environments stepped side by side; one episode each per iteration."""
     episode_length: int = 200

@@ -292,10 +292,10 @@ class GCSACTrainer:
             progress=progress,
             threads=self.config.torch_threads,
         )
-        state = run.resume() if resume else None
-        if state is not None:
-            self.restore(state)
         try:
+            state = run.resume() if resume else None
+            if state is not None:
+                self.restore(state)
             with run.session(done=self.steps_done, log_step=self.iteration):
                 while self.steps_done < self.config.steps:
                     self._train_iteration(run)
