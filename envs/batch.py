@@ -7,6 +7,12 @@ the first group of environments in the calling process and gives each worker pro
 so one step costs one message per worker. Workers pin their BLAS pools to one thread (MuJoCo is
 single-threaded) so they never compete with the trainer's pools.
 
+With ``worker_backend="ray"`` the worker groups are Ray actors instead (one CPU each, BLAS pinned
+to one thread), so a trainer's environments can step on the other machines of a Ray cluster
+(``ray.init(address=...)`` before building the batch; without it a local Ray instance is started
+and stopped with the batch). A lost actor ends the run with Ray's error: lockstep environments
+cannot be replayed elsewhere.
+
 The batch does no autoreset: an environment that ended stays ended until the next
 :meth:`EnvBatch.reset`, and :meth:`EnvBatch.step` leaves inactive environments alone.
 """
@@ -61,6 +67,20 @@ class _Group:
             env.close()
 
 
+class _PinnedGroup(_Group):
+    """A group in a Ray actor: BLAS pinned to one thread before the environments are built."""
+
+    def __init__(self, env_id: str, count: int, max_episode_steps: int | None):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        super().__init__(env_id, count, max_episode_steps)
+
+
+WORKER_BACKENDS = ("processes", "ray")
+"""Where :class:`EnvBatch` runs its worker groups."""
+
+
 def _worker(connection: Any, env_id: str, count: int, max_episode_steps: int | None) -> None:
     """A worker process's loop: one group of environments, one message per call."""
     from threadpoolctl import threadpool_limits
@@ -86,18 +106,30 @@ class EnvBatch:
         workers: worker processes (0: every environment in this process). The environments are
             split into ``workers + 1`` groups as evenly as possible; this process steps the first
             while the workers step theirs.
+        worker_backend: ``"processes"`` (spawned on this machine) or ``"ray"`` (Ray actors on
+            the running Ray instance or cluster, or on one started for the batch).
 
     Raises:
-        ValueError: ``count < 1`` or ``workers < 0`` or more workers than environments allow.
+        ValueError: ``count < 1`` or ``workers < 0`` or more workers than environments allow,
+            an unknown ``worker_backend``, or ``"ray"`` without Ray installed.
     """
 
     def __init__(
-        self, env_id: str, count: int, max_episode_steps: int | None = None, workers: int = 0
+        self,
+        env_id: str,
+        count: int,
+        max_episode_steps: int | None = None,
+        workers: int = 0,
+        worker_backend: str = "processes",
     ):
         if count < 1 or workers < 0 or workers >= count:
             raise ValueError(
                 f"EnvBatch: need count >= 1 and 0 <= workers < count, got count={count}, "
                 f"workers={workers}"
+            )
+        if worker_backend not in WORKER_BACKENDS:
+            raise ValueError(
+                f"EnvBatch: worker_backend must be one of {WORKER_BACKENDS}, got {worker_backend!r}"
             )
         sizes = [len(part) for part in np.array_split(np.arange(count), workers + 1)]
         self.bounds = np.cumsum([0, *sizes])
@@ -105,9 +137,15 @@ class EnvBatch:
         env = self.local.envs[0]
         self.observation_space, self.action_space = env.observation_space, env.action_space
         self.count = count
-        context = multiprocessing.get_context("spawn")
         self._connections = []
         self._processes = []
+        self._actors: list[Any] = []
+        self._ray: Any = None
+        self._started_ray = False
+        if worker_backend == "ray" and workers:
+            self._start_actors(env_id, sizes[1:], max_episode_steps)
+            return
+        context = multiprocessing.get_context("spawn")
         for size in sizes[1:]:
             parent, child = context.Pipe()
             process = context.Process(
@@ -118,6 +156,21 @@ class EnvBatch:
             self._connections.append(parent)
             self._processes.append(process)
 
+    def _start_actors(self, env_id: str, sizes: list[int], max_episode_steps: int | None) -> None:
+        """One Ray actor (one CPU) per worker group."""
+        try:
+            import ray
+        except ImportError:
+            raise ValueError(
+                "EnvBatch: worker_backend='ray' needs Ray; pip install 'hrl-runtime[ray]'"
+            ) from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            self._started_ray = True
+        group = ray.remote(num_cpus=1)(_PinnedGroup)
+        self._actors = [group.remote(env_id, size, max_episode_steps) for size in sizes]
+
     @property
     def first(self) -> Any:
         """The first environment (in this process): read its spaces and goal space from it."""
@@ -127,6 +180,13 @@ class EnvBatch:
         """Calls ``method`` on every group, the workers' first; returns results in group order."""
         spans = zip(self.bounds[:-1], self.bounds[1:], strict=True)
         parts = [[arg[lo:hi] for arg in per_env] for lo, hi in spans]
+        if self._actors:
+            pending = [
+                getattr(actor, method).remote(*part, *shared)
+                for actor, part in zip(self._actors, parts[1:], strict=True)
+            ]
+            results = [getattr(self.local, method)(*parts[0], *shared)]
+            return results + self._ray.get(pending)
         for connection, part in zip(self._connections, parts[1:], strict=True):
             connection.send((method, (*part, *shared)))
         results = [getattr(self.local, method)(*parts[0], *shared)]
@@ -166,4 +226,12 @@ class EnvBatch:
         for process in self._processes:
             process.join(timeout=5)
         self._connections, self._processes = [], []
+        if self._actors:
+            self._ray.get([actor.close.remote() for actor in self._actors])
+            for actor in self._actors:
+                self._ray.kill(actor)
+            self._actors = []
+        if self._started_ray:
+            self._ray.shutdown()
+            self._started_ray = False
         self.local.close()

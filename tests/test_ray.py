@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from hrl_runtime.cli import main
@@ -119,3 +120,25 @@ def test_compare_spirl_gives_the_same_curves_on_either_backend(tmp_path):
     assert json.dumps(on_ray["methods"]["spirl"]["final_success_rate_per_seed"]) == json.dumps(
         local["methods"]["spirl"]["final_success_rate_per_seed"]
     )
+
+
+def test_env_batch_workers_as_ray_actors_step_like_worker_processes():
+    from envs.batch import EnvBatch
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (4, 5, 2)).astype(np.float32)  # (steps, N, da)
+    active = np.array([True, True, False, True, True])
+    trajectories = {}
+    for backend in ("processes", "ray"):
+        batch = EnvBatch("hrl/PointArena-v0", 5, 30, workers=2, worker_backend=backend)
+        try:
+            steps = [batch.reset(list(range(10, 15)))]
+            for action in actions:
+                steps.extend(batch.step(action, active, repeat=2))
+        finally:
+            batch.close()
+        trajectories[backend] = steps
+    for on_ray, in_processes in zip(trajectories["ray"], trajectories["processes"], strict=True):
+        np.testing.assert_array_equal(on_ray, in_processes)
+    assert np.abs(trajectories["ray"][-4][2]).sum() == 0  # the inactive environment stayed put
+    assert ray.is_initialized()  # the batch left the module's instance running

@@ -22,13 +22,12 @@ from hrl_runtime.cli.common import (
     positive_type,
     show_progress,
 )
+from hrl_runtime.cli.follow import PLANNER_CHOICES
 from hrl_runtime.errors import ConfigError
 from hrl_runtime.experiments.backends import BACKENDS, BackendConfig, session
 
 MAX_RETRIES = 10
 """Most retries of one trial."""
-PLANNER_CHOICES = ("sequence", "mppi", "chaining")
-"""The high levels of ``hrl follow`` (``planners.PLANNERS``)."""
 
 
 def _seeds(text: str) -> list[int]:

@@ -101,10 +101,16 @@ class RayBackend:
                 options |= {"num_cpus": num_cpus, "include_dashboard": False}
             try:
                 ray.init(address=address, **options)
-            except (ConnectionError, RuntimeError, ValueError) as error:
+            except Exception as error:  # Ray fails to start or connect in many ways; one line
+                reason = " ".join(str(error).split())[:300]
+                if address is None:
+                    raise ConfigError(
+                        f"a local Ray instance did not start ({reason}); on a busy machine try "
+                        "again, or use --backend local"
+                    ) from None
                 raise ConfigError(
-                    f"--address {address}: no Ray cluster could be reached ({error}); start one "
-                    "with `ray start --head` and pass the address it prints"
+                    f"--address {address}: no Ray cluster could be reached ({reason}); start "
+                    "one with `ray start --head` and pass the address it prints"
                 ) from None
         self.cpus_per_trial = cpus_per_trial
         self._remote = ray.remote(run_trial).options(
