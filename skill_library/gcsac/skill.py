@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from gymnasium.spaces import Box
 
+from hrl_runtime.errors import PackageError
 from hrl_runtime.skill import PackageContents, Skill
 from skill_library.package_checks import MAX_LAYERS, MAX_WIDTH, module_shapes
 from skill_library.sac.networks import TanhGaussianPolicy
@@ -125,7 +126,12 @@ class GCSACSkill(Skill):
         if set(xy) & set(indices):
             raise skill.error("policy_obs_indices", "may not include the xy_indices")
         if package.manifest["hold_steps"] != 1:
-            raise skill.error("<hold_steps>", "a gcsac skill acts at every step (hold_steps 1)")
+            raise PackageError(
+                package.manifest_path,
+                "a gcsac skill acts at every step: hold_steps must be 1",
+                field="hold_steps",
+                fix="re-export the package",
+            )
         skill.number("goal_extent", 0.0, MAX_GOAL_EXTENT, 10.0, above=True)
         hidden = skill.integers("policy_hidden", 1, MAX_WIDTH, (128, 128), max_length=MAX_LAYERS)
         package.expect_tensors(
