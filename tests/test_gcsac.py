@@ -166,6 +166,16 @@ def test_check_package_refuses_a_tampered_config(gcsac_package, tmp_path, edit, 
         load_skill(copy)
 
 
+def test_check_package_refuses_a_held_command(gcsac_package, tmp_path):
+    copy = tmp_path / "held"
+    shutil.copytree(gcsac_package[0], copy)
+    manifest = json.loads((copy / "skill.json").read_text())
+    manifest["hold_steps"] = 10
+    (copy / "skill.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="hold_steps must be 1"):
+        load_skill(copy)
+
+
 def test_train_cli_checks_its_output_before_training(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
