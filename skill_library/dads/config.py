@@ -48,6 +48,8 @@ class DADSConfig:
     the skill's ``hold_steps`` (one planning step) is ``action_repeat * k``. On a legged body a
     single 0.05 s step moves the torso ~1 cm, mostly gait wobble; a window of k steps averages
     the gait out. The intrinsic reward of step t scores the window ending at s_{t+1}."""
+    intrinsic_weight: float = 1.0
+    """Weight of the intrinsic reward against the survival bonus and the entropy term."""
     survival_bonus: float = 0.0
     """Reward added at every step that does not end the episode (Ant: the environment's own
     healthy reward of 1.0), so falling, which ends the episode, is never a way out of a
@@ -160,10 +162,13 @@ def ant_preset() -> DADSConfig:
       updates within the 2-hour budget; latent MPPI over the (128, 128) skill
       dynamics plans K=1024 x T=10 in ~12 ms, well inside Ant's 50 ms control period.
     - the skill dynamics predicts the torso x-y change over k = 10 policy steps (0.5 s), and a
-      planning step holds z for those 10 steps; z is resampled every 50 steps, so the policy
-      also learns to switch skills mid-stride, as the planner will ask it to.
+      planning step holds z for those 10 steps; z is resampled halfway through each episode,
+      so the policy also learns to switch skills mid-stride, as the planner will ask it to.
     - the environment's healthy reward (1 per step) is the survival bonus: the episode ends
-      when the torso leaves the healthy range, and staying up is part of a good skill.
+      when the torso leaves the healthy range, and staying up is part of a good skill. The
+      intrinsic reward weighs 5: at weight 1, a 50k-step run learned to stand (no falls) but
+      not to move (skill distinctness 0.99): the bonus and the entropy term drowned the small
+      early differences between skills that DADS has to amplify.
     - 32 prior samples in the reward's denominator (the relabelling otherwise costs more than
       the SAC update), a fresh relabelled pool every 32 updates.
     The rest follows the authors: 2-D skills, 4 fixed-variance experts over the torso x-y
@@ -172,13 +177,14 @@ def ant_preset() -> DADSConfig:
     return DADSConfig(
         env_id="Ant-v5",
         latent_dim=2,
-        steps=400_000,
+        steps=300_000,
         num_envs=8,
         episode_length=200,
-        skill_hold=50,
+        skill_hold=100,
         action_repeat=1,  # Ant's control period is already 0.05 s (5 MuJoCo steps)
         dynamics_horizon=10,
         survival_bonus=1.0,
+        intrinsic_weight=5.0,
         dynamics_dims=(0, 1),
         hide_dynamics_dims=True,
         policy_obs_dims=ANT_QPOS_QVEL,

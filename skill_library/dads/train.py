@@ -24,6 +24,7 @@ import torch
 
 from hrl_runtime.errors import ConfigError
 from skill_library.dads.config import DADSConfig
+from skill_library.dads.environments import SkillEnvs
 from skill_library.dads.evaluation import evaluate_skills, plot_skill_grid
 from skill_library.dads.losses import (
     dynamics_loss,
@@ -38,57 +39,6 @@ from skill_library.replay import ReplayBuffer
 from skill_library.run import TrainingRun
 
 logger = logging.getLogger(__name__)
-
-
-class _Envs:
-    """``num_envs`` environments stepped in lockstep at the policy's rate (an
-    :class:`envs.batch.EnvBatch`, ``env_workers`` groups in worker processes), each one episode
-    per iteration; an environment whose episode terminated (Ant: unhealthy torso) stays out
-    until the next reset."""
-
-    def __init__(self, config: DADSConfig, rng: np.random.Generator):
-        import envs
-        from envs.batch import EnvBatch
-
-        horizon = config.episode_length * config.action_repeat + 1
-        self.batch = EnvBatch(config.env_id, config.num_envs, horizon, config.env_workers)
-        self.goal_space = envs.goal_space(self.batch.first)
-        self.config = config
-        self.rng = rng
-        self.obs = np.zeros((config.num_envs, *self.batch.observation_space.shape), np.float32)
-        self.alive = np.ones(config.num_envs, bool)
-
-    @property
-    def obs_dim(self) -> int:
-        return self.obs.shape[1]
-
-    @property
-    def action_dim(self) -> int:
-        return int(np.prod(self.batch.action_space.shape))
-
-    def reset(self) -> np.ndarray:
-        layout = getattr(self.goal_space, "layout", None)
-        options: list[dict | None] = [None] * self.config.num_envs
-        if self.config.random_start and layout is not None:
-            starts = self.goal_space.sample(self.rng, self.config.num_envs)
-            options = [{"start_xy": tuple(start)} for start in starts]
-        seeds = [int(seed) for seed in self.rng.integers(2**31, size=self.config.num_envs)]
-        self.obs[:] = self.batch.reset(seeds, options)
-        self.alive[:] = True
-        return self.obs.copy()
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Holds each action for ``action_repeat`` control steps; returns next obs ``(N, do)``
-        and dones ``(N,)`` (1 only where the episode terminated, so SAC does not bootstrap
-        there; a time limit is not a termination)."""
-        obs, _, terminated, _ = self.batch.step(actions, self.alive, self.config.action_repeat)
-        self.obs[self.alive] = obs[self.alive]
-        dones = (terminated & self.alive).astype(np.float32)
-        self.alive &= ~terminated
-        return self.obs.copy(), dones
-
-    def close(self) -> None:
-        self.batch.close()
 
 
 class DADSTrainer:
@@ -109,7 +59,7 @@ class DADSTrainer:
         self.command = command
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.envs = _Envs(config, self.rng)
+        self.envs = SkillEnvs(config, self.rng)
         self.dynamics_dims, self.policy_dims = split_observation(config, self.envs.obs_dim)
         self.learner, self.dynamics = make_networks(
             len(self.policy_dims),
@@ -237,7 +187,10 @@ class DADSTrainer:
             "next_obs": self._sac_obs(batch["next_obs"], batch["skills"]),
             "actions": batch["actions"],
             "rewards": shaped_reward(
-                rewards, batch["window_full"], batch["dones"], self.config.survival_bonus
+                self.config.intrinsic_weight * rewards,
+                batch["window_full"],
+                batch["dones"],
+                self.config.survival_bonus,
             ),
             "intrinsic": rewards,
             "dones": batch["dones"],
