@@ -9,6 +9,11 @@ import threading
 
 import numpy as np
 import pytest
+from test_sweep import (  # noqa: F401 (a fixture)
+    kill_a_trial_when_one_finished,
+    killed_local_sweep,
+    processes,
+)
 
 from hrl_runtime.cli import main
 from hrl_runtime.experiments.am_config import EvalConfig
@@ -16,11 +21,6 @@ from hrl_runtime.experiments.am_eval import run_variants
 from hrl_runtime.experiments.backends import BackendConfig
 from hrl_runtime.experiments.spirl_compare import run_comparison
 from hrl_runtime.experiments.sweep import RESULTS_FILE
-from tests.test_sweep import (  # noqa: F401 (a fixture)
-    _kill_a_trial_when_one_finished,
-    killed_local_sweep,
-    processes,
-)
 
 ray = pytest.importorskip(
     "ray", reason="Ray is not installed; `pip install -e '.[ray]'` (make test installs it)"
@@ -61,7 +61,7 @@ def test_ray_sweep_rows_equal_the_local_backend_and_survive_a_killed_worker(
     results = tmp_path / RESULTS_FILE
     killed: list[int] = []
     killer = threading.Thread(
-        target=_kill_a_trial_when_one_finished, args=(results, killed, ray_trial_processes)
+        target=kill_a_trial_when_one_finished, args=(results, killed, ray_trial_processes)
     )
     killer.start()
     status = main(["sweep", "follow", "--skill", "dads-pointmass", "--planner", "mppi", "--env",

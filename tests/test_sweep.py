@@ -65,7 +65,7 @@ def test_bad_sweep_arguments_are_refused_in_one_line(capsys, tmp_path, argv, mes
     assert not (tmp_path / "sweep" / RESULTS_FILE).exists()
 
 
-def _kill_a_trial_when_one_finished(results, killed: list[int], find_trial_processes) -> None:
+def kill_a_trial_when_one_finished(results, killed: list[int], find_trial_processes) -> None:
     """Waits for the first finished trial on disk, then SIGKILLs one running trial process."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -101,6 +101,11 @@ def local_trial_processes() -> list[int]:
     return processes(lambda parent, command: parent == me and WORKER_MODULE in command)
 
 
+_KILLED_LOCAL_SWEEP: list = []
+"""The one run of :func:`killed_local_sweep` (the fixture is imported by test_ray too, where pytest
+gives it a definition of its own)."""
+
+
 @pytest.fixture(scope="session")
 def killed_local_sweep(tmp_path_factory):
     """A local sweep of seeds 1-3 (2 side by side) whose trial process is killed once the first
@@ -108,18 +113,19 @@ def killed_local_sweep(tmp_path_factory):
     rows with these."""
     if not os.path.isdir("/proc/self"):
         pytest.skip("finding the trial processes to kill reads /proc (Linux)")
-    out = tmp_path_factory.mktemp("local-sweep")
-    results = out / RESULTS_FILE
-    killed: list[int] = []
-    killer = threading.Thread(
-        target=_kill_a_trial_when_one_finished, args=(results, killed, local_trial_processes)
-    )
-    killer.start()
-    report = sweep(
-        "follow", FOLLOW, AXES, [1, 2, 3], out, BackendConfig("local", jobs=2, retries=2)
-    )
-    killer.join()
-    return report, results, killed
+    if not _KILLED_LOCAL_SWEEP:
+        out = tmp_path_factory.mktemp("local-sweep")
+        results = out / RESULTS_FILE
+        killed: list[int] = []
+        killer = threading.Thread(
+            target=kill_a_trial_when_one_finished, args=(results, killed, local_trial_processes)
+        )
+        killer.start()
+        backend = BackendConfig("local", jobs=2, retries=2)
+        report = sweep("follow", FOLLOW, AXES, [1, 2, 3], out, backend)
+        killer.join()
+        _KILLED_LOCAL_SWEEP.append((report, results, killed))
+    return _KILLED_LOCAL_SWEEP[0]
 
 
 def test_a_killed_trial_process_loses_nothing_and_a_resumed_sweep_runs_only_the_rest(

@@ -100,7 +100,7 @@ class RayBackend:
             if address is None:
                 options |= {"num_cpus": num_cpus, "include_dashboard": False}
             try:
-                ray.init(address=address, **options)
+                _init_ray(ray, address, options)
             except Exception as error:  # Ray fails to start or connect in many ways; one line
                 reason = " ".join(str(error).split())[:300]
                 if address is None:
@@ -149,6 +149,25 @@ class RayBackend:
         """Shuts down the Ray instance this backend started."""
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+START_ATTEMPTS = 2
+"""Attempts to start a local Ray instance: its raylet has 30 s to register, which a machine
+busy with other work can miss once."""
+
+
+def _init_ray(ray: Any, address: str | None, options: dict[str, Any]) -> None:
+    """``ray.init``; a local instance that did not start is started again once."""
+    attempts = START_ATTEMPTS if address is None else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except Exception as error:  # see RayBackend: any failure of ray.init
+            ray.shutdown()  # what did start is stopped before the next attempt
+            if attempt == attempts:
+                raise
+            logger.warning("Ray did not start (%s); trying again", error)
 
 
 def make_backend(config: BackendConfig) -> Backend:
