@@ -110,7 +110,7 @@ def plot_embedding(skill: EmbeddingSkill, env_id: str, path: Path | str, seed: i
     targets = np.asarray(env.unwrapped.targets)[: skill.config.tasks]
     env.close()
     tasks = skill.config.tasks
-    colors = plt.cm.hsv(np.arange(tasks) / tasks)
+    colors = plt.cm.tab10(np.arange(tasks) % 10)
     per_pair = len(commands) // tasks
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2), dpi=100)
     means, stds = skill.embedding_means, skill.embedding_stds
@@ -136,13 +136,15 @@ def plot_embedding(skill: EmbeddingSkill, env_id: str, path: Path | str, seed: i
     bound = skill.config.command_bound
     left.set(xlim=(-bound, bound), ylim=(-bound, bound), xlabel="z[0]", ylabel="z[1]")
     left.set_title(
-        "task embeddings p(z | t): means, 1-std ellipses; dots: interpolated z", fontsize=9
+        "task embeddings p(z | t): means (numbered), 1-std ellipses;\n"
+        "small dots: z interpolated between neighbouring tasks",
+        fontsize=9,
     )
     right.plot(*evaluation["paths"][0][0, :2], "ks", ms=7)
     right.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), xlabel="x (m)", ylabel="y (m)")
     right.set_title(
-        f"fingertip paths from home ({EVAL_STEPS} steps): task means (solid, stars = targets), "
-        "interpolated z (dashed)",
+        f"fingertip paths from home (square), {EVAL_STEPS} steps: task means (solid;\n"
+        "stars: the targets) and interpolated z (dashed, coloured as the first task)",
         fontsize=9,
     )
     for axis in (left, right):
