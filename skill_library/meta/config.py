@@ -21,6 +21,9 @@ class AdaptationConfig:
     """alpha, the inner learning rate (of the normalized squared one-step error)."""
     accumulate: bool = False
     """Start each adaptation from the last adapted parameters instead of the meta-parameters."""
+    backtracking: int = 2
+    """Halvings of the step when it raises the loss on the context it was computed from (then,
+    if it still does, the step is dropped); 0: GrBAL's plain step, whatever it does."""
     min_context: int = 4
     """Fewest transitions an adaptation needs; before that the planner uses the
     meta-parameters."""
@@ -32,6 +35,7 @@ class AdaptationConfig:
             (1 <= self.inner_steps <= 100, "inner_steps must be in 1..100"),
             (0.0 < self.inner_lr < 100.0, "inner_lr must be in (0, 100)"),
             (1 <= self.min_context <= self.context, "min_context must be in 1..context"),
+            (0 <= self.backtracking <= 10, "backtracking must be in 0..10"),
         ]
         for ok, message in checks:
             if not ok:

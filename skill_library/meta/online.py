@@ -285,6 +285,8 @@ class OnlineAdapter:
         self.meta_b = self.meta.biases_flat.astype(np.float64)
         self.theta_w = self.meta_w.copy()
         self.theta_b = self.meta_b.copy()
+        self.start_w = self.meta_w.copy()
+        self.start_b = self.meta_b.copy()
         self.grad_w = np.zeros_like(self.meta_w)
         self.grad_b = np.zeros_like(self.meta_b)
         self._theta_layers = self.gradient.layers(self.theta_w, self.theta_b)
@@ -315,6 +317,8 @@ class OnlineAdapter:
         self.heldout_adapted = np.full(100_000, np.nan)
         self.adaptations = 0
         self.diverged = 0
+        self.rejected = 0
+        self.halved = 0
         self.heldout_count = 0
         self.network: kernels.MLPWeights | None = None
         self._first = -1
@@ -426,30 +430,30 @@ class OnlineAdapter:
         if not self.settings.accumulate:
             self.theta_w[:] = self.meta_w
             self.theta_b[:] = self.meta_b
+        self.start_w[:] = self.theta_w
+        self.start_b[:] = self.theta_b
         before = np.nan
         for _ in range(self.settings.inner_steps):
-            if self._compiled:  # the whole step in one numba call
-                loss = _mean_head_step(
-                    self.meta.layer_sizes,
-                    self.theta_w,
-                    self.theta_b,
-                    self.grad_w,
-                    self.grad_b,
-                    self.gradient.inputs,
-                    self.gradient.targets,
-                    n,
-                    self.gradient.tanh,
-                    self.settings.inner_lr,
-                    self._act,
-                    self._back,
-                )
-            else:
-                loss = self.gradient.forward(self._theta_layers, n)
-                self.gradient.backward(self._theta_layers, self._grad_layers, n)
-                # MAML Eq. 1 / GrBAL Alg. 2 line 6: theta' = theta - alpha * grad L(theta).
-                self.theta_w -= self.settings.inner_lr * self.grad_w
-                self.theta_b -= self.settings.inner_lr * self.grad_b
+            loss = self._step(n, self.settings.inner_lr)
             before = loss if np.isnan(before) else before
+        after = self._step(n, 0.0)
+        for _ in range(self.settings.backtracking):
+            if after <= before:
+                break
+            # The step raised the loss on the very transitions it fitted: halve it.
+            self.halved += 1
+            self.theta_w -= self.start_w
+            self.theta_w *= 0.5
+            self.theta_w += self.start_w
+            self.theta_b -= self.start_b
+            self.theta_b *= 0.5
+            self.theta_b += self.start_b
+            after = self._step(n, 0.0)
+        if self.settings.backtracking and not after <= before:
+            self.theta_w[:] = self.start_w
+            self.theta_b[:] = self.start_b
+            after = before
+            self.rejected += 1
         largest = max(np.abs(self.theta_w).max(), np.abs(self.theta_b).max())
         if largest < MAX_WEIGHT:  # False for NaN too
             self._hand_over(self.theta_w, self.theta_b)
@@ -459,7 +463,6 @@ class OnlineAdapter:
             self._hand_over(self.meta_w, self.meta_b)
             self.diverged += 1
         elapsed = time.perf_counter() - start
-        after = self.gradient.forward(self._theta_layers, n)
         index = self.adaptations % self.times.size
         self.times[index] = elapsed
         self.context_before[index] = before
@@ -470,6 +473,32 @@ class OnlineAdapter:
         self.snapshot_b[slot] = self.theta_b
         self.snapshot_step[slot] = self._last
         return True
+
+    def _step(self, n: int, lr: float) -> float:
+        """The context loss at the current parameters, then ``theta -= lr * grad`` (lr 0:
+        only the loss)."""
+        if self._compiled:  # the whole step in one numba call
+            return _mean_head_step(
+                self.meta.layer_sizes,
+                self.theta_w,
+                self.theta_b,
+                self.grad_w,
+                self.grad_b,
+                self.gradient.inputs,
+                self.gradient.targets,
+                n,
+                self.gradient.tanh,
+                lr,
+                self._act,
+                self._back,
+            )
+        loss = self.gradient.forward(self._theta_layers, n)
+        if lr:
+            self.gradient.backward(self._theta_layers, self._grad_layers, n)
+            # MAML Eq. 1 / GrBAL Alg. 2 line 6: theta' = theta - alpha * grad L(theta).
+            self.theta_w -= lr * self.grad_w
+            self.theta_b -= lr * self.grad_b
+        return loss
 
     def _hand_over(self, weights: np.ndarray, biases: np.ndarray) -> None:
         """Copies parameters into the planner's kernel arrays (float32, in place)."""
@@ -511,9 +540,12 @@ class OnlineAdapter:
                 "inner_steps": self.settings.inner_steps,
                 "inner_lr": self.settings.inner_lr,
                 "accumulate": self.settings.accumulate,
+                "backtracking": self.settings.backtracking,
             },
             "adaptations": self.adaptations,
             "diverged": self.diverged,
+            "halved": self.halved,
+            "rejected": self.rejected,
             "adapt_ms": {
                 "p50": _percentile_ms(times, 50),
                 "p99": _percentile_ms(times, 99),

@@ -65,11 +65,14 @@ class MetaDADSSkill(DADSSkill):
             raise config.error(ADAPTATION_KEY, "is missing (M, inner steps, inner learning rate)")
         DADSSkill.check_package(cls._dads_part(package))
         fields = config.section(ADAPTATION_KEY)
-        fields.keys(("context", "inner_steps", "inner_lr"), ("accumulate", "min_context"))
+        fields.keys(
+            ("context", "inner_steps", "inner_lr"), ("accumulate", "min_context", "backtracking")
+        )
         context = fields.integer("context", 1, 1024)
         fields.integer("inner_steps", 1, 100)
         fields.number("inner_lr", 0.0, 99.0, above=True)
         fields.boolean("accumulate", default=False)
+        fields.integer("backtracking", 0, 10, default=2)
         fields.integer("min_context", 1, context, default=min(4, context))
         dynamics = package.config["dynamics"]["network"]
         if int(dynamics.get("num_experts", 4)) != 0:
