@@ -203,7 +203,13 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     evaluate.add_argument("--env", required=True)
     evaluate.add_argument("--episodes", type=EPISODES, default=20, help="episodes per seed")
     evaluate.add_argument("--skill", help="override the skill the policy names")
-    evaluate.add_argument("--seeds", type=SEEDS, required=True, help="seeds: 1-8, or 0,3,7")
+    evaluate.add_argument(
+        "--seeds",
+        type=SEEDS,
+        required=True,
+        help="seeds: 1-8, or 0,3,7; episode i of seed s resets with s + i, so seeds --episodes "
+        "apart (0,20,40) give episodes that differ",
+    )
     add_backend_flags(evaluate, jobs_help)
     evaluate.add_argument("--out", default="runs/sweep-eval", help="trials.jsonl goes here")
     evaluate.set_defaults(func=cmd_sweep_eval)
