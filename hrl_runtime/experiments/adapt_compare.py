@@ -9,7 +9,9 @@ On bodies not seen in meta-training, latent MPPI follows random goals with four 
 - ``meta+adapt``: the meta-learned dynamics adapted at every replanning (GrBAL).
 
 Every condition sees the same bodies, goals and seeds. The table gives the share of goals
-reached and the mean normalized distance (final distance over starting distance).
+reached and the mean normalized distance (final distance over starting distance) of the goals
+attempted: a run the safety monitor stops (stale plans on a loaded machine) leaves its remaining
+goals unattempted, counted as not reached and left out of the distance.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def run_condition(
         "success_rate": payload["success_rate"],
         "mean_normalized_distance": payload["mean_normalized_distance"],
         "deadline_misses": payload["deadline_misses"],
+        "stop_reason": payload["stop_reason"],
         "adapt_p99_ms": adaptation["adapt_ms"]["p99"] if adaptation else None,
         "heldout_error_meta": adaptation["heldout_error"]["meta"] if adaptation else None,
         "heldout_error_adapted": adaptation["heldout_error"]["adapted"] if adaptation else None,
@@ -174,6 +177,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "success_rate": reached / goals if goals else None,
                 "mean_normalized_distance": float(np.mean(distances)) if distances else None,
                 "deadline_misses": sum(r["deadline_misses"] for r in group),
+                "safe_stops": sum(r.get("stop_reason") == "safe_stop" for r in group),
             }
         )
     return table
@@ -196,13 +200,15 @@ def write_table(table: list[dict[str, Any]], path: Path) -> Path:
 def markdown_table(table: list[dict[str, Any]]) -> str:
     """The summary as a markdown table."""
     lines = [
-        "| body | dynamics | goals reached | mean normalized distance | deadline misses |",
-        "|---|---|---|---|---|",
+        "| body | dynamics | goals reached | mean normalized distance | deadline misses "
+        "| runs ended by a safe stop |",
+        "|---|---|---|---|---|---|",
     ]
     for row in table:
         distance = row["mean_normalized_distance"]
         lines.append(
             f"| {row['body']} | {row['condition']} | {row['reached']}/{row['goals']} | "
-            f"{'-' if distance is None else f'{distance:.2f}'} | {row['deadline_misses']} |"
+            f"{'-' if distance is None else f'{distance:.2f}'} | {row['deadline_misses']} | "
+            f"{row.get('safe_stops', 0)} |"
         )
     return "\n".join(lines)
