@@ -258,3 +258,25 @@ def test_the_trainer_refuses_more_tasks_than_the_env_has(tmp_path):
         EmbeddingTrainer(EmbeddingConfig(tasks=9), tmp_path / "x")
     with pytest.raises(ConfigError, match="window must be >= 1"):
         EmbeddingTrainer(EmbeddingConfig(window=0), tmp_path / "x")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train", "embedding", "--out", "{tmp}/o", "--tasks", "9"], "has 8 tasks"),
+        (["train", "embedding", "--out", "{tmp}/o", "--env", "hrl/PointArena-v0"], "no tasks"),
+        (["train", "embedding", "--out", "{tmp}/o", "--latent-dim", "0"], "argument --latent-dim"),
+        (["train", "embedding", "--out", "{tmp}/o", "--env", "Nope-v0"], "unknown environment"),
+        (
+            ["train", "embedding-transfer", "--skill", "dads-pointmass", "--out", "{tmp}/t"],
+            "needs an 'embedding' skill",
+        ),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(tmp_path, capsys, argv, words):
+    from hrl_runtime.cli import main as hrl_main
+
+    status = hrl_main([arg.replace("{tmp}", str(tmp_path)) for arg in argv])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and words in error, error
+    assert not (tmp_path / "o").exists()
