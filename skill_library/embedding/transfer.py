@@ -194,7 +194,8 @@ def run_one(
                 }
                 learner.update(batch)
         if steps >= next_eval:
-            point = {"steps": float(steps), **evaluate()}
+            # at the budget point due (a held command may overshoot it by a few steps)
+            point = {"steps": float(next_eval), **evaluate()}
             logger.info("%s/%s seed %d: %s", task_name, method, seed, point)
             curve.append(point)
             next_eval += config.eval_every
