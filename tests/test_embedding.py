@@ -280,3 +280,17 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, capsys, argv, words):
     error = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in error and words in error, error
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("method", ["embedding", "scratch"])
+def test_a_tiny_transfer_run_evaluates_at_its_budget_points(method):
+    from hrl_runtime import SkillRegistry
+    from skill_library.embedding.transfer import TransferConfig, run_one
+
+    torch.set_num_threads(1)
+    skill = SkillRegistry().load("embed-arm")
+    config = TransferConfig(steps=400, eval_every=200, eval_episodes=1, warmup=100)
+    curve = run_one("sequence", method, 0, config, skill)
+    assert [point["steps"] for point in curve] == [200.0, 400.0]
+    assert all(0.0 <= point["success_rate"] <= 1.0 for point in curve)
+    assert all(point["return"] in (0.0, 1.0, 2.0) for point in curve)  # sparse: A, then B
