@@ -165,3 +165,41 @@ def test_a_sweep_row_is_the_follow_command_with_the_trial_threads(killed_local_s
     assert row["seed"] == 2 and row["success_rate"] == single["success_rate"]
     assert row["final_distance"] == [g["final_distance"] for g in single["goals"]]
     assert row["goals"] == [g["goal"] for g in single["goals"]]
+
+
+def test_a_follow_trial_runs_on_the_body_it_is_given():
+    from hrl_runtime.experiments.sweep import follow_trial
+
+    common = dict(skill="scripted-reach", env="hrl/PointArena-v0", planner="sequence", seed=5,
+                  goals=[[2.0, 0.0]], max_steps=60)  # fmt: skip
+    nominal = follow_trial(**common)["row"]
+    weak = follow_trial(**common, perturb="gain=0.3")["row"]
+    again = follow_trial(**common, perturb="gain=0.3")["row"]
+    assert weak == again  # a trial is deterministic on a perturbed body too
+    # with a third of the motor strength the point mass covers less ground in 60 steps
+    assert weak["final_distance"][0] > nominal["final_distance"][0] + 0.1
+
+
+def test_sweep_run_replaces_the_task_seed_and_groups_by_body(tmp_path, capsys):
+    task = tmp_path / "short.toml"
+    task.write_text(
+        '[task]\nname = "short"\nenv = "hrl/PointArena-v0"\ncontrol_rate_hz = 100\n'
+        '[defaults]\nskill = "scripted-reach"\nhigh_level = "sequence"\nradius = 0.5\n'
+        'timeout_s = 3.0\n[[steps]]\nid = "east"\ngoal = [1.0, 0.0]\nnext = "end"\n'
+    )
+    status = main(["sweep", "run", str(task), "--seeds", "7", "--perturb", "gain=1.0",
+                   "mass=2", "--out", str(tmp_path / "sweep"), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["trials"] == 2 and len(report["groups"]) == 2
+    assert [row["perturb"] for row in report["rows"]] == ["gain=1.0", "mass=2"]
+    assert all(row["success_rate"] == 1.0 and row["path"] == ["east"] for row in report["rows"])
+    records = (tmp_path / "sweep" / RESULTS_FILE).read_text().splitlines()
+    assert [json.loads(r)["kwargs"]["seed"] for r in records] == [7, 7]
+
+
+def test_sweep_refuses_a_body_that_does_not_fit_before_any_trial(tmp_path, capsys):
+    status = main(["sweep", "follow", "--skill", "scripted-reach", "--env", "hrl/PointArena-v0",
+                   "--random-goals", "1", "--seeds", "1", "--perturb", "leg=2",
+                   "--out", str(tmp_path / "s")])  # fmt: skip
+    assert status == 2 and "leg is for Ant-v5" in capsys.readouterr().err
+    assert not (tmp_path / "s" / RESULTS_FILE).exists()

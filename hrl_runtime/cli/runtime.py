@@ -22,6 +22,7 @@ from hrl_runtime.cli.common import (
     positive_type,
     show_progress,
 )
+from hrl_runtime.cli.follow import add_perturb_flag, parse_perturbation
 from hrl_runtime.serving.config import ServerConfig
 from hrl_runtime.serving.server import PolicyServer
 
@@ -56,7 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plot is not None:  # checked before the task runs
         plot = checks.output_file(args.plot, "--plot", suffixes=(".png",), force=args.force)
     task = load_task(args.task)
-    report = run_task(task, progress=show_progress(), threads=args.threads)
+    perturbation = parse_perturbation(args.perturb)
+    report = run_task(
+        task, progress=show_progress(), threads=args.threads, perturbation=perturbation
+    )
     payload = report.to_json()
     if plot is not None:
         payload["plot"] = str(plot_task(report, plot))
@@ -109,6 +113,7 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     run.add_argument(
         "--threads", type=THREADS, help="planner threads (default: one fewer than the cores)"
     )
+    add_perturb_flag(run)
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="serve skills to an external control loop (ZeroMQ)")

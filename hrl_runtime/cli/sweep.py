@@ -1,5 +1,5 @@
-"""``hrl sweep follow|eval``: many seeds (skills, planners) on the local backend or on Ray; and
-the ``--backend`` flags that ``hrl compare`` shares."""
+"""``hrl sweep follow|run|eval``: many seeds (skills, planners, bodies, task files) on the local
+backend or on Ray; and the ``--backend`` flags that ``hrl compare`` shares."""
 
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ def trials_session(backend: BackendConfig) -> Iterator[None]:
 
 
 def _report_text(report: dict[str, Any]) -> str:
-    axes = [key for key in ("skill", "planner", "policy") if key in report["rows"][0]]
+    axes = [
+        key for key in ("task", "skill", "planner", "policy", "perturb") if key in report["rows"][0]
+    ]
     lines = [" ".join(f"{axis:>16}" for axis in axes) + f" {'seed':>10} {'success':>8}"]
     for row in report["rows"]:
         values = " ".join(f"{str(row[axis])[-16:]:>16}" for axis in axes)
@@ -133,8 +135,41 @@ def cmd_sweep_follow(args: argparse.Namespace) -> int:
     base = {"env": args.env, "random_goals": args.random_goals, "goals": goals,
             "max_steps": args.max_steps, "radius": args.radius}  # fmt: skip
     axes = {"skill": args.skill, "planner": args.planner}
+    if args.perturb:
+        axes["perturb"] = [_checked_perturbation(text, args.env) for text in args.perturb]
     with trials_session(backend):
         report = sweep("follow", base, axes, args.seeds, out, backend, show_progress())
+    emit(args, report, _report_text(report))
+    return 0
+
+
+def _checked_perturbation(text: str, env_id: str) -> str:
+    """``text`` if it parses and fits ``env_id``'s body (checked once, not in every trial).
+
+    Raises:
+        ConfigError: one line naming the entry at fault.
+    """
+    from hrl_runtime.cli.follow import parse_perturbation, perturbed_env
+
+    perturbed_env(make_env(env_id), parse_perturbation(text)).close()
+    return text
+
+
+def cmd_sweep_run(args: argparse.Namespace) -> int:
+    from hrl_runtime.experiments.sweep import sweep
+    from hrl_runtime.taskfiles import load_task
+
+    backend = backend_config(args)
+    out = checks.output_dir(args.out, "--out", may_exist=True)
+    tasks = [str(load_task(task).path) for task in args.task]  # refused here, not per trial
+    axes: dict[str, list[Any]] = {"task": tasks}
+    if args.perturb:
+        for env_id in {load_task(task).env for task in tasks}:
+            for text in args.perturb:
+                _checked_perturbation(text, env_id)
+        axes["perturb"] = list(args.perturb)
+    with trials_session(backend):
+        report = sweep("run", {}, axes, args.seeds, out, backend, show_progress())
     emit(args, report, _report_text(report))
     return 0
 
@@ -157,7 +192,7 @@ def cmd_sweep_eval(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> None:
-    """``hrl sweep follow`` and ``hrl sweep eval``."""
+    """``hrl sweep follow``, ``hrl sweep run`` and ``hrl sweep eval``."""
     sweep = commands.add_parser(
         "sweep", help="run follow or eval over many seeds, locally or on Ray (resumable)"
     )
@@ -189,6 +224,13 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     follow.add_argument(
         "--radius", type=positive_type(checks.MAX_MAGNITUDE), help="success radius, m"
     )
+    follow.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="NAME=VALUE[,...]",
+        help="bodies to sweep as `hrl follow --perturb` writes them (gain=0.4,mirror=x ...); "
+        "each is a group of the report",
+    )
     add_backend_flags(follow, jobs_help)
     follow.add_argument(
         "--out",
@@ -197,6 +239,25 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         "same --out skips the trials it holds",
     )
     follow.set_defaults(func=cmd_sweep_follow)
+
+    run = with_json(kinds.add_parser("run", help="`hrl run TASK` once per seed"))
+    run.add_argument("task", nargs="+", help="task file(s) (.toml) or shipped examples' names")
+    run.add_argument(
+        "--seeds",
+        type=SEEDS,
+        required=True,
+        help="seeds (1-8, or 0,3,7), each replacing the task's own; tasks run in the real-time "
+        "asynchronous loop, so rows of one seed may differ between runs",
+    )
+    run.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="NAME=VALUE[,...]",
+        help="bodies to sweep as `hrl run --perturb` writes them; each is a group",
+    )
+    add_backend_flags(run, jobs_help)
+    run.add_argument("--out", default="runs/sweep-run", help="trials.jsonl goes here")
+    run.set_defaults(func=cmd_sweep_run)
 
     evaluate = with_json(kinds.add_parser("eval", help="`hrl eval --sync` once per seed"))
     evaluate.add_argument("--policy", required=True, nargs="+", help="policy package(s)")

@@ -72,8 +72,10 @@ def follow_trial(
     max_steps: int | None = None,
     radius: float | None = None,
     threads: int = 1,
+    perturb: str | None = None,
 ) -> dict[str, Any]:
-    """One ``hrl follow --sync --seed SEED --threads THREADS`` run, in this process.
+    """One ``hrl follow --sync --seed SEED --threads THREADS [--perturb PERTURB]`` run, in this
+    process.
 
     Args:
         skill: skill reference (name, ``NAME@VERSION`` or directory).
@@ -85,6 +87,7 @@ def follow_trial(
         max_steps: control steps per goal (default: the env's episode length).
         radius: success radius, metres (default: the env's).
         threads: numba threads of the planner.
+        perturb: the body, as ``--perturb`` writes it (``gain=0.4,mirror=x``; None: nominal).
 
     Returns:
         ``{"row": per-goal outcomes and the success rate, "seconds": the run's wall time}``.
@@ -98,6 +101,10 @@ def follow_trial(
     steps_per_goal = max_steps or envs.episode_steps(env) or DEFAULT_STEPS_PER_GOAL
     count = len(goals) if goals is not None else int(random_goals or 0)
     plant = envs.make_env(env, max_episode_steps=steps_per_goal * count + 1)
+    if perturb is not None:
+        from envs.perturb import Perturbation, PerturbedBody
+
+        plant = PerturbedBody(plant, Perturbation.parse(perturb))
     xy, space = envs.xy_indices(plant), envs.goal_space(plant)
     if goals is None:
         if space is None:
@@ -169,6 +176,39 @@ def eval_trial(
         "mean_steps": report["mean_steps"],
         "success": [bool(e["success"]) for e in report["per_episode"]],
         "faults": report["faults"],
+    }
+    return {"row": row, "seconds": time.perf_counter() - started}
+
+
+def run_trial(task: str, seed: int, threads: int = 1, perturb: str | None = None) -> dict[str, Any]:
+    """One ``hrl run TASK`` with the task's seed replaced by ``seed``, in this process.
+
+    A task file runs in the asynchronous loop paced to the wall clock (as on a robot), so its
+    rows can differ between two runs of one seed where a plan lands a tick earlier or later.
+
+    Returns:
+        ``{"row": success (1.0 or 0.0 as ``success_rate``), reason, steps, deadline misses,
+        faults, the path of task steps, "seconds": the run's wall time}``.
+    """
+    import dataclasses
+
+    from hrl_runtime.taskfiles import load_task, run_task
+
+    started = time.perf_counter()
+    perturbation = None
+    if perturb is not None:
+        from envs.perturb import Perturbation
+
+        perturbation = Perturbation.parse(perturb)
+    spec = dataclasses.replace(load_task(task), seed=seed)
+    report = run_task(spec, threads=threads, perturbation=perturbation).to_json()
+    row = {
+        "success_rate": 1.0 if report["success"] else 0.0,
+        "reason": report["reason"],
+        "steps": report["total_steps"],
+        "deadline_misses": report["deadline_misses"],
+        "faults": report["faults"],
+        "path": report["path"],
     }
     return {"row": row, "seconds": time.perf_counter() - started}
 
@@ -255,7 +295,8 @@ def sweep(
     """Runs ``follow`` or ``eval`` trials for every combination of ``axes`` and every seed.
 
     Args:
-        kind: ``"follow"`` (:func:`follow_trial`) or ``"eval"`` (:func:`eval_trial`).
+        kind: ``"follow"`` (:func:`follow_trial`), ``"eval"`` (:func:`eval_trial`) or
+            ``"run"`` (:func:`run_trial`).
         base: the trial arguments every run shares (``threads`` is set to the CPUs per trial).
         axes: argument name -> values to sweep (e.g. ``{"skill": [...], "planner": [...]}``);
             each combination is one group of the report.
@@ -270,7 +311,7 @@ def sweep(
         seeds), ``success_rate`` (the same for the only group, when there is one), the trial
         counts and costs.
     """
-    functions = {"follow": follow_trial, "eval": eval_trial}
+    functions = {"follow": follow_trial, "eval": eval_trial, "run": run_trial}
     function = functions[kind]
     names = list(axes)
     combinations: list[dict[str, Any]] = [{}]

@@ -111,13 +111,21 @@ def _make_task_env(task: Task, total_ticks: int) -> Any:
         raise ConfigError(f"{task.path}: [task]: field 'env': {error}") from None
 
 
-def run_task(task: Task, *, progress: bool = False, threads: int | None = None) -> TaskReport:
+def run_task(
+    task: Task,
+    *,
+    progress: bool = False,
+    threads: int | None = None,
+    perturbation: Any = None,
+) -> TaskReport:
     """Executes a task in the asynchronous control loop, step by step, on one plant.
 
     Args:
         task: the validated task.
         progress: log each step's outcome at INFO level.
         threads: numba threads of the planner thread (None: one fewer than the cores).
+        perturbation: an :class:`envs.perturb.Perturbation` applied to the plant's body at
+            every reset (None: the nominal body).
 
     Returns:
         Per-step and overall results.
@@ -131,6 +139,13 @@ def run_task(task: Task, *, progress: bool = False, threads: int | None = None) 
     period = 1.0 / task.control_rate_hz
     budget = sum(round(s.timeout_s / period) + 1 for s in task.steps) * task.max_transitions
     env = _make_task_env(task, budget + 10)
+    if perturbation is not None:
+        from envs.perturb import PerturbationError, PerturbedBody
+
+        try:
+            env = PerturbedBody(env, perturbation)
+        except PerturbationError as error:
+            raise ConfigError(f"{task.path}: {error}") from None
     xy = envs.xy_indices(env)
     if xy is None:
         raise IncompatibleError(f"{task.path}: {task.env} has no x-y position for goals")
