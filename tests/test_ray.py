@@ -142,3 +142,24 @@ def test_env_batch_workers_as_ray_actors_step_like_worker_processes():
         np.testing.assert_array_equal(on_ray, in_processes)
     assert np.abs(trajectories["ray"][-4][2]).sum() == 0  # the inactive environment stayed put
     assert ray.is_initialized()  # the batch left the module's instance running
+
+
+def test_a_dads_trainer_with_ray_env_workers_learns_what_it_learns_with_processes(tmp_path):
+    """The trainers' environment workers as Ray actors: the same seed gives the same run."""
+    from test_dads import small_config
+
+    from skill_library.dads.train import DADSTrainer
+
+    histories = {}
+    for backend in ("processes", "ray"):
+        config = small_config(
+            steps=160, num_envs=4, env_workers=1, env_worker_backend=backend, checkpoint_every=1
+        )
+        trainer = DADSTrainer(config, tmp_path / backend)
+        path = trainer.train(progress=False, name=f"tiny-{backend}")
+        histories[backend] = json.loads((path / "history.json").read_text())
+    assert len(histories["ray"]) == len(histories["processes"]) == 2
+    for on_ray, in_processes in zip(histories["ray"], histories["processes"], strict=True):
+        for key in ("displacement_spread", "dynamics_log_likelihood", "intrinsic_reward"):
+            assert on_ray[key] == in_processes[key], key
+    assert ray.is_initialized()

@@ -48,6 +48,7 @@ def base_config(args: argparse.Namespace) -> DADSConfig:
         "steps": args.steps,
         "num_envs": args.num_envs,
         "env_workers": args.env_workers,
+        "env_worker_backend": args.env_worker_backend,
         "torch_threads": args.torch_threads,
     }
     config = replace(config, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
@@ -152,6 +153,13 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         default=None,
         help="worker processes stepping groups of the environments beside the trainer "
         "(default 0, or the preset's; at most --num-envs - 1)",
+    )
+    dads.add_argument(
+        "--env-worker-backend",
+        choices=("processes", "ray"),
+        default=None,
+        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
+        "one CPU each; the running Ray instance or cluster, else one started for the run)",
     )
     dads.add_argument(
         "--torch-threads",

@@ -78,6 +78,7 @@ def cmd_train_gcsac(args: argparse.Namespace) -> int:
         "steps": args.steps if args.steps_of is None else steps_of(args.steps_of),
         "num_envs": args.num_envs,
         "env_workers": args.env_workers,
+        "env_worker_backend": args.env_worker_backend,
         "torch_threads": args.torch_threads,
     }
     config = replace(defaults, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
@@ -151,6 +152,13 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         default=None,
         help="worker processes stepping groups of the environments (default 0; at most "
         "--num-envs - 1)",
+    )
+    gcsac.add_argument(
+        "--env-worker-backend",
+        choices=("processes", "ray"),
+        default=None,
+        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
+        "one CPU each; the running Ray instance or cluster, else one started for the run)",
     )
     gcsac.add_argument(
         "--torch-threads", type=THREADS, default=None, help="torch threads (default 1)"

@@ -96,7 +96,10 @@ class DADSConfig:
     checkpoint_every: int = 10
     """Iterations between checkpoints."""
     env_workers: int = 0
-    """Worker processes stepping groups of the environments beside the trainer's own group."""
+    """Workers stepping groups of the environments beside the trainer's own group."""
+    env_worker_backend: str = "processes"
+    """Where the workers run: ``processes`` on this machine, or ``ray`` (Ray actors, one CPU
+    each, on the running Ray instance or cluster)."""
     torch_threads: int = 1
     """torch intra-op threads of the training updates (BLAS runs with one)."""
 
@@ -112,6 +115,10 @@ class DADSConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (0 <= self.env_workers < self.num_envs, "env_workers must be in [0, num_envs)"),
             (self.torch_threads >= 1, "torch_threads must be >= 1"),
+            (
+                self.env_worker_backend in ("processes", "ray"),
+                "env_worker_backend must be 'processes' or 'ray'",
+            ),
             (self.skill_hold is None or self.skill_hold >= 1, "skill_hold must be >= 1 or None"),
             (self.dynamics_horizon >= 1, "dynamics_horizon must be >= 1"),
             (

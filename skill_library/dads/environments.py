@@ -18,7 +18,13 @@ class SkillEnvs:
         from envs.batch import EnvBatch
 
         horizon = config.episode_length * config.action_repeat + 1
-        self.batch = EnvBatch(config.env_id, config.num_envs, horizon, config.env_workers)
+        self.batch = EnvBatch(
+            config.env_id,
+            config.num_envs,
+            horizon,
+            config.env_workers,
+            worker_backend=config.env_worker_backend,
+        )
         self.goal_space = envs.goal_space(self.batch.first)
         self.config = config
         self.rng = rng

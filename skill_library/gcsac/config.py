@@ -61,7 +61,10 @@ class GCSACConfig:
     checkpoint_every: int = 10
     """Iterations between checkpoints."""
     env_workers: int = 0
-    """Worker processes stepping groups of the environments beside the trainer's own group."""
+    """Workers stepping groups of the environments beside the trainer's own group."""
+    env_worker_backend: str = "processes"
+    """Where the workers run: ``processes`` on this machine, or ``ray`` (Ray actors, one CPU
+    each, on the running Ray instance or cluster)."""
     torch_threads: int = 1
     """torch intra-op threads of the training updates (BLAS runs with one)."""
     eval_episodes: int = 8
@@ -82,6 +85,10 @@ class GCSACConfig:
             (self.replay_capacity >= 1, "replay_capacity must be >= 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
             (0 <= self.env_workers < self.num_envs, "env_workers must be in [0, num_envs)"),
+            (
+                self.env_worker_backend in ("processes", "ray"),
+                "env_worker_backend must be 'processes' or 'ray'",
+            ),
             (self.torch_threads >= 1, "torch_threads must be >= 1"),
             (self.eval_episodes >= 0, "eval_episodes must be >= 0"),
         ]

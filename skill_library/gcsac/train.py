@@ -91,7 +91,11 @@ class _Envs:
         from envs.batch import EnvBatch
 
         self.batch = EnvBatch(
-            config.env_id, config.num_envs, config.episode_length + 1, config.env_workers
+            config.env_id,
+            config.num_envs,
+            config.episode_length + 1,
+            config.env_workers,
+            worker_backend=config.env_worker_backend,
         )
         self.goal_space = envs.goal_space(self.batch.first)
         if self.goal_space is None:
