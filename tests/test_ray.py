@@ -163,3 +163,16 @@ def test_a_dads_trainer_with_ray_env_workers_learns_what_it_learns_with_processe
         for key in ("displacement_spread", "dynamics_log_likelihood", "intrinsic_reward"):
             assert on_ray[key] == in_processes[key], key
     assert ray.is_initialized()
+
+
+def test_sharded_collection_gives_the_same_dataset_on_either_backend(tmp_path):
+    import envs
+
+    datasets = {}
+    for backend in ("local", "ray"):
+        out = tmp_path / f"{backend}.h5"
+        assert main(["collect", "--episodes", "4", "--shards", "2", "--seed", "2", "--out",
+                     str(out), "--backend", backend])  == 0  # fmt: skip
+        datasets[backend] = envs.load_dataset(out)
+    np.testing.assert_array_equal(datasets["ray"].observations, datasets["local"].observations)
+    np.testing.assert_array_equal(datasets["ray"].actions, datasets["local"].actions)

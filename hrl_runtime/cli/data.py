@@ -16,6 +16,7 @@ from hrl_runtime.cli.common import (
     emit,
     show_progress,
 )
+from hrl_runtime.cli.sweep import add_backend_flags, backend_config, trials_session
 from hrl_runtime.errors import ConfigError
 
 
@@ -30,9 +31,18 @@ def cmd_collect(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_goal_distance_cells=args.max_goal_cells,
         )
-        dataset = envs.collect_dataset(
-            config, progress=show_progress(), created_by=command_line(args)
-        )
+        if args.shards == 1:
+            dataset = envs.collect_dataset(
+                config, progress=show_progress(), created_by=command_line(args)
+            )
+        else:
+            from hrl_runtime.experiments.collect_shards import collect_sharded
+
+            backend = backend_config(args)
+            with trials_session(backend):
+                dataset = collect_sharded(
+                    config, args.shards, backend, out, show_progress(), command_line(args)
+                )
     except ValueError as error:
         raise ConfigError(str(error)) from None
     path = dataset.save(out)
@@ -61,5 +71,15 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
         "--max-goal-cells",
         type=count_type(10_000),
         help="goals within this many cells of the start",
+    )
+    collect.add_argument(
+        "--shards",
+        type=count_type(1024),
+        default=1,
+        help="split the episodes into this many trials on --backend (default 1: this process); "
+        "a seed and shard count give one dataset on either backend",
+    )
+    add_backend_flags(
+        collect, "shards side by side on this machine (default: every core); with --shards >= 2"
     )
     collect.set_defaults(func=cmd_collect)
