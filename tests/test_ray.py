@@ -176,3 +176,21 @@ def test_sharded_collection_gives_the_same_dataset_on_either_backend(tmp_path):
         datasets[backend] = envs.load_dataset(out)
     np.testing.assert_array_equal(datasets["ray"].observations, datasets["local"].observations)
     np.testing.assert_array_equal(datasets["ray"].actions, datasets["local"].actions)
+
+
+def test_the_embedding_trainer_collects_the_same_with_ray_env_workers():
+    """The embedding trainer's environment workers as Ray actors collect what one process does."""
+    from skill_library.embedding.config import EmbeddingConfig
+    from skill_library.embedding.train import EmbeddingTrainer
+
+    collected = {}
+    for backend in ("processes", "ray"):
+        config = EmbeddingConfig(num_envs=4, env_workers=1, env_worker_backend=backend, seed=3)
+        trainer = EmbeddingTrainer(config, "unused")
+        try:
+            collected[backend] = (trainer.collect(), trainer.replay.state()[0])
+        finally:
+            trainer.close()
+    assert collected["ray"][0] == collected["processes"][0]
+    for key, values in collected["processes"][1].items():
+        np.testing.assert_array_equal(collected["ray"][1][key], values, err_msg=key)

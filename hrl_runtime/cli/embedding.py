@@ -38,11 +38,15 @@ def build_config(args: argparse.Namespace) -> EmbeddingConfig:
         "latent_dim": args.latent_dim,
         "steps": args.steps,
         "num_envs": args.num_envs,
+        "env_workers": args.env_workers,
+        "env_worker_backend": args.env_worker_backend,
         "torch_threads": args.torch_threads,
     }
     config = replace(
         EmbeddingConfig(), seed=args.seed, **{k: v for k, v in given.items() if v is not None}
     )
+    if config.env_workers >= config.num_envs:
+        config = replace(config, env_workers=config.num_envs - 1)
     config.validate()
     return config
 
@@ -148,6 +152,20 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         type=count_type(MAX_NUM_ENVS),
         default=None,
         help=f"environments side by side (default {defaults.num_envs})",
+    )
+    sub.add_argument(
+        "--env-workers",
+        type=count_type(MAX_NUM_ENVS, low=0),
+        default=None,
+        help="workers stepping groups of the environments beside the trainer (default 0; at "
+        "most --num-envs - 1)",
+    )
+    sub.add_argument(
+        "--env-worker-backend",
+        choices=("processes", "ray"),
+        default=None,
+        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
+        "one CPU each)",
     )
     sub.add_argument(
         "--torch-threads",

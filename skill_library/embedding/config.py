@@ -39,6 +39,11 @@ class EmbeddingConfig:
     """Total control steps collected."""
     num_envs: int = 8
     """Environments stepped side by side, each one episode per iteration."""
+    env_workers: int = 0
+    """Workers stepping groups of the environments beside the trainer's own group."""
+    env_worker_backend: str = "processes"
+    """Where the workers run: ``processes`` on this machine, or ``ray`` (Ray actors, one CPU
+    each, on the running Ray instance or cluster)."""
     episode_length: int = 100
     """Control steps per training episode (z ~ p(z | task) is held for the episode)."""
     random_start: float = 0.3
@@ -94,6 +99,11 @@ class EmbeddingConfig:
             (self.latent_dim >= 1, "latent_dim must be >= 1"),
             (self.steps >= 1, "steps must be >= 1"),
             (self.num_envs >= 1, "num_envs must be >= 1"),
+            (0 <= self.env_workers < self.num_envs, "env_workers must be in [0, num_envs)"),
+            (
+                self.env_worker_backend in ("processes", "ray"),
+                "env_worker_backend must be 'processes' or 'ray'",
+            ),
             (self.episode_length >= 2, "episode_length must be >= 2"),
             (0.0 <= self.random_start <= 1.0, "random_start must be in [0, 1]"),
             (self.window >= 1, "window must be >= 1"),

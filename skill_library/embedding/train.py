@@ -27,6 +27,7 @@ import torch
 
 from skill_library.dynamics import LearnedDynamics
 from skill_library.embedding.config import EmbeddingConfig
+from skill_library.embedding.environments import TaskEnvs, held_command_segments
 from skill_library.embedding.evaluation import evaluate_tasks, plot_embedding
 from skill_library.embedding.losses import (
     augmented_reward,
@@ -47,51 +48,6 @@ logger = logging.getLogger(__name__)
 
 XY = (0, 1)
 """Observation entries of the fingertip x-y (the goal space of goal following)."""
-
-
-class TaskEnvs:
-    """``count`` copies of a multi-task env stepped in lockstep.
-
-    Args:
-        env_id: the env; its unwrapped env has ``num_tasks`` and takes ``options={"task": k}``
-            at reset (and ``"joint_angles"`` for random starts, as ``hrl/ArmReach-v0`` does).
-        count: number of copies.
-    """
-
-    def __init__(self, env_id: str, count: int):
-        import envs
-
-        self.envs = [envs.make_env(env_id, max_episode_steps=10**9) for _ in range(count)]
-        first = self.envs[0].unwrapped
-        self.num_tasks = int(getattr(first, "num_tasks", 0))
-        self.elbow_limit = getattr(getattr(first, "config", None), "elbow_limit", None)
-        self.obs_dim = int(self.envs[0].observation_space.shape[0])
-        self.action_dim = int(self.envs[0].action_space.shape[0])
-        self.observation_space = self.envs[0].observation_space
-        self.action_space = self.envs[0].action_space
-
-    def reset(self, tasks: np.ndarray, rng: np.random.Generator, random_start: float) -> np.ndarray:
-        """Resets every copy to its task; returns ``(N, do)``."""
-        obs = []
-        for env, task in zip(self.envs, tasks, strict=True):
-            options: dict[str, Any] = {"task": int(task)}
-            if self.elbow_limit is not None and rng.uniform() < random_start:
-                limit = 0.95 * float(self.elbow_limit)
-                options["joint_angles"] = (rng.uniform(-np.pi, np.pi), rng.uniform(-limit, limit))
-            obs.append(env.reset(seed=int(rng.integers(2**31)), options=options)[0])
-        return np.stack(obs)
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Steps every copy: ``actions (N, da)`` -> obs ``(N, do)``, rewards, terminated."""
-        results = [env.step(a) for env, a in zip(self.envs, actions, strict=True)]
-        obs = np.stack([r[0] for r in results])
-        rewards = np.array([r[1] for r in results], np.float32)
-        terminated = np.array([r[2] for r in results], np.float32)
-        return obs, rewards, terminated
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
 
 
 class EmbeddingTrainer:
@@ -117,7 +73,9 @@ class EmbeddingTrainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.envs = TaskEnvs(config.env_id, config.num_envs)
+        self.envs = TaskEnvs(
+            config.env_id, config.num_envs, config.env_workers, config.env_worker_backend
+        )
         if self.envs.num_tasks < config.tasks:
             raise ConfigError(
                 f"--tasks {config.tasks}: {config.env_id} has {self.envs.num_tasks} tasks "
@@ -296,39 +254,8 @@ class EmbeddingTrainer:
 
     # --- skill dynamics --------------------------------------------------------------------
     def dynamics_data(self, skill: EmbeddingSkill) -> dict[str, np.ndarray]:
-        """Runs the final skill with commands held for ``hold_steps``: half the commands drawn
-        from the task embeddings p(z | t), half uniformly over the command box.
-
-        Returns:
-            ``states (M, ds)``, ``commands (M, dz)``, ``next_states (M, ds)``: the planning
-            state before and after each held command.
-        """
-        config = self.config
-        n, hold = config.num_envs, config.hold_steps
-        per_episode = 10
-        episodes = int(np.ceil(config.dynamics_segments / (n * per_episode)))
-        bound = skill.config.command_bound
-        means, stds = skill.embedding_means, skill.embedding_stds
-        columns: dict[str, list[np.ndarray]] = {"states": [], "commands": [], "next_states": []}
-        dims = list(self.planning_state)
-        for _ in range(episodes):
-            tasks = self.rng.integers(config.tasks, size=n)
-            obs = self.envs.reset(tasks, self.rng, config.random_start)
-            for _ in range(per_episode):
-                from_task = self.rng.integers(config.tasks, size=n)
-                noise = self.rng.normal(size=(n, means.shape[1]))
-                embedded = means[from_task] + stds[from_task] * noise
-                uniform = self.rng.uniform(-bound, bound, size=embedded.shape)
-                pick = self.rng.uniform(size=(n, 1)) < 0.5
-                commands = np.clip(np.where(pick, embedded, uniform), -bound, bound)
-                commands = commands.astype(np.float32)
-                start = obs[:, dims].copy()
-                for _ in range(hold):
-                    obs, _, _ = self.envs.step(skill.act_batch(obs, commands))
-                columns["states"].append(start)
-                columns["commands"].append(commands)
-                columns["next_states"].append(obs[:, dims].copy())
-        return {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}
+        """Held-command segments of the final skill (:func:`held_command_segments`)."""
+        return held_command_segments(self.envs, skill, self.config, self.rng, self.planning_state)
 
     def fit_dynamics(self, data: dict[str, np.ndarray]) -> SkillDynamicsNet:
         """Fits the skill dynamics to held-command segments (unit-variance Gaussian in
