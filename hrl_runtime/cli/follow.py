@@ -63,30 +63,14 @@ def _run_follow(
     import envs  # MuJoCo and numba load when a command needs them, not for `hrl --help`
     from planners import SequenceConfig, build_goal_follower
 
-    if adapt and planner != "mppi":
-        raise ConfigError(
-            f"--adapt adapts the skill dynamics that latent MPPI plans with; --planner {planner} "
-            "plans with none: use --planner mppi"
-        )
-
-    if steps_per_goal is None:
-        steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
+    _check_adapt(adapt, planner)
     n_goals = len(goals) if goals is not None else int(random_goals or 0)
-    if steps_per_goal * n_goals > checks.MAX_STEPS:
-        raise ConfigError(
-            f"{n_goals} goals of {steps_per_goal} control steps each allow "
-            f"{steps_per_goal * n_goals:,} steps, more than the {checks.MAX_STEPS:,} of one run; "
-            "lower --max-steps or the number of goals"
-        )
+    steps_per_goal = _goal_budget(env_id, steps_per_goal, n_goals)
     env, xy, space, goals = _env_and_goals(env_id, goals, n_goals, seed, steps_per_goal, video)
     if perturbation is not None:
         env = perturbed_env(env, perturbation)
     skill = load_skill(skill_ref)  # after the cheap checks of goals and env
-    adapter = None
-    if adapt:
-        from skill_library.meta.skill import adapter_for
-
-        adapter = adapter_for(skill)
+    adapter = _adapter(skill) if adapt else None
     radius = envs.success_radius(env_id) if radius is None else radius
     config = FollowConfig(
         success_radius=radius,
@@ -133,6 +117,41 @@ def _run_follow(
     report.perturbation = None if perturbation is None else perturbation.label()
     report.adaptation = None if adapter is None else adapter.report()
     return report, env
+
+
+def _check_adapt(adapt: bool, planner: str) -> None:
+    """Raises ConfigError when ``--adapt`` is given with a planner that has no dynamics."""
+    if adapt and planner != "mppi":
+        raise ConfigError(
+            f"--adapt adapts the skill dynamics that latent MPPI plans with; --planner {planner} "
+            "plans with none: use --planner mppi"
+        )
+
+
+def _adapter(skill: Any) -> Any:
+    """The online adapter of ``skill``'s dynamics (its meta-learned settings, if any)."""
+    from skill_library.meta.skill import adapter_for
+
+    return adapter_for(skill)
+
+
+def _goal_budget(env_id: str, steps_per_goal: int | None, n_goals: int) -> int:
+    """Control steps per goal: ``--max-steps``, else the env's episode length.
+
+    Raises:
+        ConfigError: the goals together would allow more steps than one run may take.
+    """
+    import envs
+
+    if steps_per_goal is None:
+        steps_per_goal = envs.episode_steps(env_id) or DEFAULT_STEPS_PER_GOAL
+    if steps_per_goal * n_goals > checks.MAX_STEPS:
+        raise ConfigError(
+            f"{n_goals} goals of {steps_per_goal} control steps each allow "
+            f"{steps_per_goal * n_goals:,} steps, more than the {checks.MAX_STEPS:,} of one run; "
+            "lower --max-steps or the number of goals"
+        )
+    return steps_per_goal
 
 
 def parse_perturbation(text: str | None) -> Any:

@@ -240,6 +240,27 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     )
     follow.set_defaults(func=cmd_sweep_follow)
 
+    _add_run_command(kinds, with_json, jobs_help)
+
+    evaluate = with_json(kinds.add_parser("eval", help="`hrl eval --sync` once per seed"))
+    evaluate.add_argument("--policy", required=True, nargs="+", help="policy package(s)")
+    evaluate.add_argument("--env", required=True)
+    evaluate.add_argument("--episodes", type=EPISODES, default=20, help="episodes per seed")
+    evaluate.add_argument("--skill", help="override the skill the policy names")
+    evaluate.add_argument(
+        "--seeds",
+        type=SEEDS,
+        required=True,
+        help="seeds: 1-8, or 0,3,7; episode i of seed s resets with s + i, so seeds --episodes "
+        "apart (0,20,40) give episodes that differ",
+    )
+    add_backend_flags(evaluate, jobs_help)
+    evaluate.add_argument("--out", default="runs/sweep-eval", help="trials.jsonl goes here")
+    evaluate.set_defaults(func=cmd_sweep_eval)
+
+
+def _add_run_command(kinds: Any, with_json: WithJson, jobs_help: str) -> None:
+    """``hrl sweep run``."""
     run = with_json(kinds.add_parser("run", help="`hrl run TASK` once per seed"))
     run.add_argument("task", nargs="+", help="task file(s) (.toml) or shipped examples' names")
     run.add_argument(
@@ -258,19 +279,3 @@ def add_commands(commands: argparse._SubParsersAction, with_json: WithJson) -> N
     add_backend_flags(run, jobs_help)
     run.add_argument("--out", default="runs/sweep-run", help="trials.jsonl goes here")
     run.set_defaults(func=cmd_sweep_run)
-
-    evaluate = with_json(kinds.add_parser("eval", help="`hrl eval --sync` once per seed"))
-    evaluate.add_argument("--policy", required=True, nargs="+", help="policy package(s)")
-    evaluate.add_argument("--env", required=True)
-    evaluate.add_argument("--episodes", type=EPISODES, default=20, help="episodes per seed")
-    evaluate.add_argument("--skill", help="override the skill the policy names")
-    evaluate.add_argument(
-        "--seeds",
-        type=SEEDS,
-        required=True,
-        help="seeds: 1-8, or 0,3,7; episode i of seed s resets with s + i, so seeds --episodes "
-        "apart (0,20,40) give episodes that differ",
-    )
-    add_backend_flags(evaluate, jobs_help)
-    evaluate.add_argument("--out", default="runs/sweep-eval", help="trials.jsonl goes here")
-    evaluate.set_defaults(func=cmd_sweep_eval)

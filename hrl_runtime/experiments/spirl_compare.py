@@ -102,15 +102,7 @@ def run_comparison(
     started = time.perf_counter()
     results = run_all(trials, backend, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "curves.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "seed", "env_steps", "success_rate", "mean_return"])
-        for result in results:
-            for point in result["curve"]:
-                writer.writerow(
-                    [result["method"], result["seed"], point["env_steps"], point["success_rate"],
-                     point["mean_return"]]
-                )  # fmt: skip
+    write_curves(results, out_dir / "curves.csv")
     summary = {
         method: {
             "final_success_rate_per_seed": [
@@ -137,6 +129,19 @@ def run_comparison(
     }
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def write_curves(results: list[dict[str, Any]], path: Path) -> None:
+    """``curves.csv``: one row per (method, seed, evaluation point)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "seed", "env_steps", "success_rate", "mean_return"])
+        for result in results:
+            for point in result["curve"]:
+                writer.writerow(
+                    [result["method"], result["seed"], point["env_steps"], point["success_rate"],
+                     point["mean_return"]]
+                )  # fmt: skip
 
 
 def plot_curves(results: list[dict[str, Any]], path: Path, env_id: str) -> Path:

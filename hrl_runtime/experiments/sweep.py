@@ -141,9 +141,13 @@ def follow_trial(
         make_high_level=make_high_level,
     )
     plant.close()
-    payload = report.to_json()
+    return {"row": follow_row(report.to_json()), "seconds": time.perf_counter() - started}
+
+
+def follow_row(payload: dict[str, Any]) -> dict[str, Any]:
+    """A sweep row of a follow report's JSON: success, goals, per-goal outcomes, faults."""
     outcomes = payload["goals"]
-    row = {
+    return {
         "success_rate": payload["success_rate"],
         "goals": [list(map(float, goal["goal"])) for goal in outcomes],
         "reached": [bool(goal["reached"]) for goal in outcomes],
@@ -153,7 +157,6 @@ def follow_trial(
         "falls": payload["falls"],
         "faults": payload["faults"],
     }
-    return {"row": row, "seconds": time.perf_counter() - started}
 
 
 def eval_trial(

@@ -149,23 +149,8 @@ def run_task(
     xy = envs.xy_indices(env)
     if xy is None:
         raise IncompatibleError(f"{task.path}: {task.env} has no x-y position for goals")
-    space = envs.goal_space(env)
     resources_ = _Resources(task)
-    for index, step in enumerate(task.steps):  # fail before running anything
-        where = f"{task.path}: steps[{index}] (id {step.id!r})"
-        if space is not None:
-            for g, goal in enumerate(step.goals):
-                reason = space.why_not(goal)
-                if reason:
-                    raise ConfigError(
-                        f"{where}: goal {g + 1} ({goal[0]:g}, {goal[1]:g}) is not reachable in "
-                        f"{task.env}: {reason}"
-                    )
-        try:
-            check_compatible(resources_.skill(step), env, task.env)
-            resources_.high_level(step, xy, period)
-        except IncompatibleError as error:
-            raise IncompatibleError(f"{where}: {error}") from None
+    _check_steps(task, env, envs.goal_space(env), resources_, xy, period)
 
     obs, _ = env.reset(seed=task.seed)
     reports: list[StepReport] = []
@@ -192,6 +177,31 @@ def run_task(
         current = task.steps[index + 1].id if edge == NEXT else edge
     env.close()
     return TaskReport(task, reports, success, reason, time.perf_counter() - started)
+
+
+def _check_steps(task, env, space, resources_, xy, period) -> None:
+    """Every step's goals are reachable and its skill and high level fit the plant (before
+    anything runs).
+
+    Raises:
+        ConfigError: a goal outside the goal space (naming the file and the step).
+        IncompatibleError: a skill or high level that does not fit.
+    """
+    for index, step in enumerate(task.steps):
+        where = f"{task.path}: steps[{index}] (id {step.id!r})"
+        if space is not None:
+            for g, goal in enumerate(step.goals):
+                reason = space.why_not(goal)
+                if reason:
+                    raise ConfigError(
+                        f"{where}: goal {g + 1} ({goal[0]:g}, {goal[1]:g}) is not reachable in "
+                        f"{task.env}: {reason}"
+                    )
+        try:
+            check_compatible(resources_.skill(step), env, task.env)
+            resources_.high_level(step, xy, period)
+        except IncompatibleError as error:
+            raise IncompatibleError(f"{where}: {error}") from None
 
 
 def _run_step(task, step, env, obs, xy, period, resources_, threads=None):
