@@ -233,3 +233,25 @@ def test_a_fall_fails_its_goal_and_the_run_goes_on(reach_skill, reset_each_goal)
     assert np.linalg.norm(fall - goals[1]) < 0.7
     # one record of every segment: each began with its own reset observation
     assert len(report.loop.observations) == report.loop.steps + len(report.segment_starts)
+
+
+def test_the_ant_demo_tours_four_goals_on_one_path(ant_package, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from hrl_runtime.cli import main
+    from hrl_runtime.cli.follow import DEMO_ANT_GOALS
+
+    skills = tmp_path / "skills"
+    shutil.copytree(ant_package[0], skills / "dads-ant")
+    manifest = json.loads((skills / "dads-ant" / "skill.json").read_text())
+    manifest["name"] = "dads-ant"
+    (skills / "dads-ant" / "skill.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("HRL_SKILLS_PATH", str(skills))
+    out = tmp_path / "demo"
+    assert main(["demo", "--scenario", "ant", "--sync", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    tour = [[float(v) for v in goal.split(",")] for goal in DEMO_ANT_GOALS.split(";")]
+    assert [goal["goal"] for goal in payload["goals"]] == tour
+    assert payload["skill"] == "dads-ant" and payload["success_radius"] == 1.0
+    assert payload["resets"] == payload["falls"]  # one path: only a fall resets the body
+    assert (out / "demo.png").stat().st_size > 10_000
