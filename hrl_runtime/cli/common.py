@@ -252,3 +252,50 @@ def check_video(value: str | None, force: bool) -> None:
             "it with `apt-get install libosmesa6` and MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa "
             "in the environment, or drop --video"
         )
+
+
+MAX_NUM_ENVS = 256
+"""Most environments a trainer steps side by side."""
+MAX_ENV_WORKERS = 64
+"""Most workers stepping a trainer's environments."""
+
+
+def add_trainer_env_flags(parser: argparse.ArgumentParser, num_envs_default: str) -> None:
+    """A trainer's ``--num-envs``, ``--env-workers``, ``--env-worker-backend`` and
+    ``--torch-threads`` (each None when not given, so the config's value stays)."""
+    parser.add_argument(
+        "--num-envs",
+        type=count_type(MAX_NUM_ENVS),
+        default=None,
+        help=f"environments side by side (default {num_envs_default})",
+    )
+    parser.add_argument(
+        "--env-workers",
+        type=count_type(MAX_ENV_WORKERS, low=0),
+        default=None,
+        help="workers stepping groups of the environments beside the trainer (default 0; at "
+        "most --num-envs - 1)",
+    )
+    parser.add_argument(
+        "--env-worker-backend",
+        choices=("processes", "ray"),
+        default=None,
+        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
+        "one CPU each; the running Ray instance or cluster, else one started for the run)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=THREADS,
+        default=None,
+        help="torch threads of the training updates (default 1)",
+    )
+
+
+def trainer_env_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields :func:`add_trainer_env_flags` sets (None where not given)."""
+    return {
+        "num_envs": args.num_envs,
+        "env_workers": args.env_workers,
+        "env_worker_backend": args.env_worker_backend,
+        "torch_threads": args.torch_threads,
+    }

@@ -9,16 +9,17 @@ from dataclasses import replace
 
 from hrl_runtime.cli.common import (
     SEED,
-    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_package_flags,
+    add_trainer_env_flags,
     check_package_target,
     command_line,
     count_type,
     emit_package,
     make_env,
     show_progress,
+    trainer_env_values,
 )
 from hrl_runtime.errors import ConfigError
 from skill_library.dads.config import DEFAULT_PRESET_BY_ENV, PRESETS, DADSConfig, preset
@@ -27,10 +28,6 @@ logger = logging.getLogger(__name__)
 
 MAX_LATENT_DIM = 64
 """Largest DADS skill dimension dz the command line accepts (skills are sampled uniformly)."""
-MAX_NUM_ENVS = 256
-"""Most environments stepped side by side."""
-MAX_ENV_WORKERS = 64
-"""Most worker processes stepping environments."""
 
 
 def base_config(args: argparse.Namespace) -> DADSConfig:
@@ -46,10 +43,7 @@ def base_config(args: argparse.Namespace) -> DADSConfig:
         "env_id": args.env,
         "latent_dim": args.latent_dim,
         "steps": args.steps,
-        "num_envs": args.num_envs,
-        "env_workers": args.env_workers,
-        "env_worker_backend": args.env_worker_backend,
-        "torch_threads": args.torch_threads,
+        **trainer_env_values(args),
     }
     config = replace(config, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
     if args.off_policy:
@@ -141,32 +135,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     )
     add_package_flags(dads, "dads-skills")
     dads.add_argument("--seed", type=SEED, default=defaults.seed)
-    dads.add_argument(
-        "--num-envs",
-        type=count_type(MAX_NUM_ENVS),
-        default=None,
-        help=f"environments side by side (default {defaults.num_envs}, or the preset's)",
-    )
-    dads.add_argument(
-        "--env-workers",
-        type=count_type(MAX_ENV_WORKERS, low=0),
-        default=None,
-        help="worker processes stepping groups of the environments beside the trainer "
-        "(default 0, or the preset's; at most --num-envs - 1)",
-    )
-    dads.add_argument(
-        "--env-worker-backend",
-        choices=("processes", "ray"),
-        default=None,
-        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
-        "one CPU each; the running Ray instance or cluster, else one started for the run)",
-    )
-    dads.add_argument(
-        "--torch-threads",
-        type=THREADS,
-        default=None,
-        help="torch threads of the training updates (default 1)",
-    )
+    add_trainer_env_flags(dads, f"{defaults.num_envs}, or the preset's")
     dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
     dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
     dads.set_defaults(func=cmd_train_dads)

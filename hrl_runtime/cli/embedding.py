@@ -8,16 +8,17 @@ from dataclasses import replace
 
 from hrl_runtime.cli.common import (
     SEED,
-    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_package_flags,
+    add_trainer_env_flags,
     check_package_target,
     command_line,
     count_type,
     emit_package,
     make_env,
     show_progress,
+    trainer_env_values,
 )
 from hrl_runtime.errors import ConfigError
 from skill_library.embedding.config import EmbeddingConfig
@@ -26,8 +27,6 @@ MAX_TASKS = 64
 """Most training tasks the command line accepts."""
 MAX_LATENT_DIM = 16
 """Largest embedding size dz the command line accepts."""
-MAX_NUM_ENVS = 256
-"""Most environments stepped side by side."""
 
 
 def build_config(args: argparse.Namespace) -> EmbeddingConfig:
@@ -37,10 +36,7 @@ def build_config(args: argparse.Namespace) -> EmbeddingConfig:
         "tasks": args.tasks,
         "latent_dim": args.latent_dim,
         "steps": args.steps,
-        "num_envs": args.num_envs,
-        "env_workers": args.env_workers,
-        "env_worker_backend": args.env_worker_backend,
-        "torch_threads": args.torch_threads,
+        **trainer_env_values(args),
     }
     config = replace(
         EmbeddingConfig(), seed=args.seed, **{k: v for k, v in given.items() if v is not None}
@@ -147,32 +143,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     )
     add_package_flags(sub, "embed-skills")
     sub.add_argument("--seed", type=SEED, default=defaults.seed)
-    sub.add_argument(
-        "--num-envs",
-        type=count_type(MAX_NUM_ENVS),
-        default=None,
-        help=f"environments side by side (default {defaults.num_envs})",
-    )
-    sub.add_argument(
-        "--env-workers",
-        type=count_type(MAX_NUM_ENVS, low=0),
-        default=None,
-        help="workers stepping groups of the environments beside the trainer (default 0; at "
-        "most --num-envs - 1)",
-    )
-    sub.add_argument(
-        "--env-worker-backend",
-        choices=("processes", "ray"),
-        default=None,
-        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
-        "one CPU each)",
-    )
-    sub.add_argument(
-        "--torch-threads",
-        type=THREADS,
-        default=None,
-        help="torch threads of the training updates (default 1)",
-    )
+    add_trainer_env_flags(sub, str(defaults.num_envs))
     sub.set_defaults(func=cmd_train_embedding)
 
     transfer = with_json(

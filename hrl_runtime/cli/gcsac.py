@@ -14,10 +14,10 @@ from hrl_runtime.cli.common import (
     GOALS,
     SEED,
     STEPS,
-    THREADS,
     TRAIN_STEPS,
     WithJson,
     add_package_flags,
+    add_trainer_env_flags,
     check_package_target,
     command_line,
     count_type,
@@ -27,16 +27,13 @@ from hrl_runtime.cli.common import (
     make_env,
     ms,
     show_progress,
+    trainer_env_values,
 )
 from hrl_runtime.errors import ConfigError
 from skill_library.gcsac.config import GCSACConfig
 
 logger = logging.getLogger(__name__)
 
-MAX_NUM_ENVS = 256
-"""Most environments stepped side by side."""
-MAX_ENV_WORKERS = 64
-"""Most worker processes stepping environments."""
 MAX_SEEDS = 100
 """Most seeds one comparison runs."""
 MAX_HORIZON = 1000
@@ -76,10 +73,7 @@ def cmd_train_gcsac(args: argparse.Namespace) -> int:
     given = {
         "env_id": args.env,
         "steps": args.steps if args.steps_of is None else steps_of(args.steps_of),
-        "num_envs": args.num_envs,
-        "env_workers": args.env_workers,
-        "env_worker_backend": args.env_worker_backend,
-        "torch_threads": args.torch_threads,
+        **trainer_env_values(args),
     }
     config = replace(defaults, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
     if config.env_workers >= config.num_envs:
@@ -140,29 +134,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     )
     add_package_flags(gcsac, "gcsac-skill")
     gcsac.add_argument("--seed", type=SEED, default=defaults.seed)
-    gcsac.add_argument(
-        "--num-envs",
-        type=count_type(MAX_NUM_ENVS),
-        default=None,
-        help=f"environments side by side (default {defaults.num_envs})",
-    )
-    gcsac.add_argument(
-        "--env-workers",
-        type=count_type(MAX_ENV_WORKERS, low=0),
-        default=None,
-        help="worker processes stepping groups of the environments (default 0; at most "
-        "--num-envs - 1)",
-    )
-    gcsac.add_argument(
-        "--env-worker-backend",
-        choices=("processes", "ray"),
-        default=None,
-        help="where --env-workers run: processes on this machine (default) or ray (Ray actors, "
-        "one CPU each; the running Ray instance or cluster, else one started for the run)",
-    )
-    gcsac.add_argument(
-        "--torch-threads", type=THREADS, default=None, help="torch threads (default 1)"
-    )
+    add_trainer_env_flags(gcsac, str(defaults.num_envs))
     gcsac.set_defaults(func=cmd_train_gcsac)
 
 
