@@ -203,3 +203,20 @@ def test_sweep_refuses_a_body_that_does_not_fit_before_any_trial(tmp_path, capsy
                    "--out", str(tmp_path / "s")])  # fmt: skip
     assert status == 2 and "leg is for Ant-v5" in capsys.readouterr().err
     assert not (tmp_path / "s" / RESULTS_FILE).exists()
+
+
+def test_an_explicit_ray_address_sends_the_cluster_token_when_there_is_one(tmp_path, monkeypatch):
+    from hrl_runtime.experiments.backends import use_cluster_token
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    use_cluster_token()
+    assert "RAY_AUTH_MODE" not in os.environ  # no token here: Ray's own default stays
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("secret")
+    use_cluster_token()
+    assert os.environ["RAY_AUTH_MODE"] == "token"  # the token `ray start --head` wrote
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    use_cluster_token()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice wins

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from hrl_runtime.errors import ConfigError
@@ -86,6 +88,8 @@ class RayBackend:
         retries: int = 1,
         num_cpus: int | None = None,
     ):
+        if address is not None:
+            use_cluster_token()  # read when Ray loads
         try:
             import ray
         except ImportError:
@@ -110,7 +114,9 @@ class RayBackend:
                     ) from None
                 raise ConfigError(
                     f"--address {address}: no Ray cluster could be reached ({reason}); start "
-                    "one with `ray start --head` and pass the address it prints"
+                    "one with `ray start --head` and pass the address it prints; a cluster with "
+                    "token authentication needs its token here too (~/.ray/auth_token, or "
+                    "RAY_AUTH_TOKEN)"
                 ) from None
         self.cpus_per_trial = cpus_per_trial
         self._remote = ray.remote(run_trial).options(
@@ -168,6 +174,20 @@ def _init_ray(ray: Any, address: str | None, options: dict[str, Any]) -> None:
             if attempt == attempts:
                 raise
             logger.warning("Ray did not start (%s); trying again", error)
+
+
+def use_cluster_token() -> None:
+    """Sends the cluster token to an explicit ``--address``. ``ray start --head`` enables token
+    authentication by default (Ray >= 2.59) and writes the token to ``~/.ray/auth_token``, but a
+    driver given an explicit address sends no token unless ``RAY_AUTH_MODE=token``; with a token
+    at hand (that file, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) and no mode chosen, the
+    mode is set to ``token``."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        logger.info("sending the Ray cluster token (RAY_AUTH_MODE=token)")
 
 
 def make_backend(config: BackendConfig) -> Backend:
