@@ -124,6 +124,50 @@ def test_online_adapter_step_equals_the_hand_worked_step_and_lands_in_the_kernel
         assert (errors["after"] > errors["before"]) == worse
 
 
+def _replan_every_step(settings: AdaptationConfig, steps: int, hold: int = 2, seed: int = 0):
+    """An adapter bound to a tiny network, fed a linear system and adapting at every step."""
+    network = _tiny()
+    adapter = OnlineAdapter(network.export_mlp(), settings, hold_steps=hold)
+    planner_net = kernels.make_mlp_weights(**network.export_mlp())
+    adapter.bind(planner_net)
+    g = np.random.default_rng(seed)
+    state, command = np.zeros(2), np.zeros(1)
+    for step in range(steps):
+        adapter.observe(step, state, command)
+        adapter.adapt()
+        command = g.uniform(-1, 1, size=1)
+        state = 0.9 * state + 0.2 * command[0]
+    return adapter, planner_net, network
+
+
+def test_heldout_error_is_scored_when_replanning_every_control_step():
+    settings = AdaptationConfig(context=4, inner_lr=0.1, min_context=2)
+    adapter, _, _ = _replan_every_step(settings, steps=40)
+    report = adapter.report()
+    # Once an adaptation is a hold old, every new (non-overlapping) transition is scored.
+    assert 40 // 2 - 5 <= report["heldout_error"]["transitions"] <= 40 // 2
+    assert np.isfinite(report["heldout_error"]["meta"])
+    assert np.isfinite(report["heldout_error"]["adapted"])
+
+
+def test_accumulated_adaptation_keeps_improving_and_resets_per_episode():
+    """With ``accumulate`` every step starts where the last ended, so on one body the context
+    error falls below what one step from the meta-parameters reaches."""
+    common = dict(context=4, inner_lr=0.1, min_context=4, backtracking=0)
+    plain, _, _ = _replan_every_step(AdaptationConfig(**common), steps=60)
+    accumulated, planner_net, network = _replan_every_step(
+        AdaptationConfig(**common, accumulate=True), steps=60
+    )
+    last = accumulated.adaptations - 1
+    assert accumulated.context_after[last] < 0.5 * plain.context_after[plain.adaptations - 1]
+    assert accumulated.report()["settings"]["accumulate"] is True
+    accumulated.reset()  # a new episode: back to the meta-parameters
+    np.testing.assert_array_equal(accumulated.theta_w, accumulated.meta_w)
+    np.testing.assert_allclose(
+        planner_net.weights_flat, kernels.make_mlp_weights(**network.export_mlp()).weights_flat
+    )
+
+
 @pytest.mark.parametrize("kind", ["mog", "relu"])
 def test_hand_gradient_of_other_heads_matches_autograd(kind):
     if kind == "mog":

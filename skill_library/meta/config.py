@@ -20,7 +20,9 @@ class AdaptationConfig:
     inner_lr: float = 0.1
     """alpha, the inner learning rate (of the normalized squared one-step error)."""
     accumulate: bool = False
-    """Start each adaptation from the last adapted parameters instead of the meta-parameters."""
+    """Start each adaptation from the last adapted parameters instead of the meta-parameters
+    (online only; meta-training always adapts from the meta-parameters). The parameters go
+    back to the meta-parameters at every episode (:meth:`OnlineAdapter.reset`)."""
     backtracking: int = 2
     """Halvings of the step when it raises the loss on the context it was computed from (then,
     if it still does, the step is dropped); 0: GrBAL's plain step, whatever it does."""

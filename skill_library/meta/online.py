@@ -323,6 +323,7 @@ class OnlineAdapter:
         self.network: kernels.MLPWeights | None = None
         self._first = -1
         self._last = -1
+        self._scored = -(2**62)  # control step of the newest held-out transition scored
         self._warm_up()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -365,6 +366,7 @@ class OnlineAdapter:
         """Forgets the transitions (a new episode, maybe a new body) and restores the
         meta-parameters in the planner's network."""
         self._first = self._last = -1
+        self._scored = -(2**62)
         self.snapshot_step[:] = -1
         self.theta_w[:] = self.meta_w
         self.theta_b[:] = self.meta_b
@@ -427,6 +429,11 @@ class OnlineAdapter:
         n = self.gradient.set_batch(
             self.batch_states[:count], self.batch_commands[:count], self.batch_next[:count]
         )
+        # GrBAL (Nagabandi et al. 2019, Alg. 2 line 6) adapts from theta* at every step; with
+        # ``accumulate`` the step starts from the last adapted theta' instead, i.e. online
+        # gradient descent on the sliding window initialized at theta* (the "continued
+        # adaptation" of Nagabandi, Finn & Levine 2019, "Deep Online Learning via
+        # Meta-Learning", Sec. 4): on one body the model keeps improving past one step.
         if not self.settings.accumulate:
             self.theta_w[:] = self.meta_w
             self.theta_b[:] = self.meta_b
@@ -468,10 +475,13 @@ class OnlineAdapter:
         self.context_before[index] = before
         self.context_after[index] = after
         self.adaptations += 1
-        slot = self.adaptations % SNAPSHOTS
-        self.snapshot_w[slot] = self.theta_w
-        self.snapshot_b[slot] = self.theta_b
-        self.snapshot_step[slot] = self._last
+        # At most one snapshot per hold: replanning runs every control step or two, and the
+        # held-out score needs an adaptation made a whole hold before the newest transition.
+        if self._last >= self.snapshot_step.max() + self.hold_steps:
+            slot = int(np.argmin(self.snapshot_step))  # the oldest
+            self.snapshot_w[slot] = self.theta_w
+            self.snapshot_b[slot] = self.theta_b
+            self.snapshot_step[slot] = self._last
         return True
 
     def _step(self, n: int, lr: float) -> float:
@@ -507,7 +517,11 @@ class OnlineAdapter:
 
     def _score_heldout(self) -> None:
         """The newest transition's normalized error under the meta-parameters and under the
-        newest adaptation made before that transition began (so it never saw it)."""
+        newest adaptation made before that transition began (so it never saw it); once per
+        hold, so the scored transitions do not overlap (and the planner thread pays for two
+        small forward passes a hold, not at every replanning)."""
+        if self._last < self._scored + self.hold_steps:
+            return
         begin = self._last - self.hold_steps
         candidates = np.flatnonzero((self.snapshot_step >= 0) & (self.snapshot_step <= begin))
         if candidates.size == 0:
@@ -522,6 +536,7 @@ class OnlineAdapter:
         self.heldout_adapted[index] = self.gradient.forward(layers, n)
         self.heldout_meta[index] = self.gradient.forward(self._meta_layers, n)
         self.heldout_count += 1
+        self._scored = self._last
 
     # --- report ----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
