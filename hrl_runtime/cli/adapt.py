@@ -39,6 +39,7 @@ def cmd_train_adapt(args: argparse.Namespace) -> int:
         context=args.context,
         inner_steps=args.inner_steps,
         inner_lr=args.inner_lr,
+        accumulate=args.accumulate,
         min_context=min(AdaptationConfig().min_context, args.context),
     )
     config = replace(
@@ -118,6 +119,13 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         type=positive_type(99.0),
         default=adaptation.inner_lr,
         help=f"inner learning rate alpha (default {adaptation.inner_lr:g})",
+    )
+    adapt.add_argument(
+        "--accumulate",
+        action="store_true",
+        help="online, start each adaptation from the last adapted parameters instead of the "
+        "meta-parameters (written to the manifest; meta-training always adapts from the "
+        "meta-parameters)",
     )
     adapt.add_argument(
         "--first-order", action="store_true", help="first-order MAML (no second derivatives)"
