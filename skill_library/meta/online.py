@@ -68,7 +68,8 @@ def _mean_head_step(
         targets: ``(>= n, ds)`` normalized targets.
         n: rows used.
         tanh: tanh hidden layers (else relu).
-        lr: the step size.
+        lr: the step size; 0 computes only the loss (the gradient buffers are left as they
+            were).
         act: ``(sum of n * H over every layer,)`` scratch of activations.
         grad: ``(n * max H,) * 2`` scratch of back-propagated gradients.
 
@@ -109,6 +110,8 @@ def _mean_head_step(
             r = y[i, j] - targets[i, j]
             loss += r * r
             g[i, j] = 2.0 * r / n
+    if lr == 0.0:  # only the loss (backtracking's checks): no backward pass
+        return loss / n
     # Backward, output layer first.
     half = grad.shape[0] // 2
     use_second = True
