@@ -4,7 +4,8 @@ On bodies not seen in meta-training, latent MPPI follows random goals with four 
 
 - ``plain``: the skill's own dynamics (DADS), unchanged;
 - ``plain+finetune``: the same dynamics fine-tuned online with the meta skill's adaptation
-  settings (M transitions, inner steps, inner learning rate), from its own weights each time;
+  settings (M transitions, inner steps, inner learning rate, and accumulating or not), from
+  its own weights as the meta skill is from its meta-parameters;
 - ``meta``: the meta-learned dynamics without adaptation;
 - ``meta+adapt``: the meta-learned dynamics adapted at every replanning (GrBAL).
 
