@@ -1,4 +1,4 @@
-"""A planar two-link MuJoCo arm whose tasks are reaching one of eight targets.
+"""A planar two-link MuJoCo arm whose tasks are reaching one of sixteen targets.
 
 ``hrl/ArmReach-v0``: a horizontal arm (shoulder and elbow hinges about z, torque motors) with its
 base at the origin. The observation holds the fingertip x-y first, so goal following works on it
@@ -24,16 +24,19 @@ from envs.goals import GoalSpace
 logger = logging.getLogger(__name__)
 
 _INNER, _OUTER = 0.55, 0.95
-TARGETS = np.array(
+_ANGLES = np.arange(8) * np.pi / 4
+_FIRST_RADII = np.where(np.arange(8) % 2 == 0, _INNER, _OUTER)
+_SECOND_RADII = np.where(np.arange(8) % 2 == 0, _OUTER, _INNER)
+TARGETS = np.concatenate(
     [
-        [_INNER * np.cos(a), _INNER * np.sin(a)]
-        if k % 2 == 0
-        else [_OUTER * np.cos(a), _OUTER * np.sin(a)]
-        for k, a in enumerate(np.arange(8) * np.pi / 4)
+        np.stack([_FIRST_RADII * np.cos(_ANGLES), _FIRST_RADII * np.sin(_ANGLES)], -1),
+        np.stack([_SECOND_RADII * np.cos(_ANGLES), _SECOND_RADII * np.sin(_ANGLES)], -1),
     ]
 )
-"""``(8, 2)`` task targets, metres: alternately on an inner (0.55 m) and an outer (0.95 m) ring,
-45 degrees apart."""
+"""``(16, 2)`` task targets, metres, 45 degrees apart on an inner (0.55 m) and an outer
+(0.95 m) ring. Tasks 0-7 alternate between the rings (0 inner at 0 degrees, 1 outer at 45,
+...); tasks 8-15 are the other ring at the same angles, so that ``--tasks 8`` trains the
+alternating set and ``--tasks 16`` covers both rings at every angle."""
 TARGETS.flags.writeable = False
 
 GOAL_ANNULUS = (0.5, 1.0)
@@ -106,7 +109,7 @@ def _mjcf(cfg: ArmConfig) -> str:
 
 
 class ArmReachEnv(gymnasium.Env[np.ndarray, np.ndarray]):
-    """A planar two-link arm reaching one of eight targets.
+    """A planar two-link arm reaching one of sixteen targets.
 
     Observation: float32 ``(8,)`` ``[tip_x, tip_y, cos q1, sin q1, cos q2, sin q2, dq1, dq2]``
     (metres, unitless, rad/s). Action: float32 ``(2,)`` joint torques in ``[-1, 1]`` (times
@@ -166,7 +169,7 @@ class ArmReachEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
         Args:
             seed: Seeds ``self.np_random`` (the only source of randomness).
-            options: ``{"task": k}`` (0..7) fixes the task (else drawn uniformly);
+            options: ``{"task": k}`` (0..15) fixes the task (else drawn uniformly);
                 ``{"joint_angles": (q1, q2)}`` starts exactly there (elbow within its limit)
                 instead of near home.
 

@@ -41,20 +41,25 @@ def test_the_task_is_given_at_reset_and_sets_the_reward():
         np.testing.assert_allclose(info["target"], TARGETS[task])
         # the task is not observed: the same pose observes the same whatever the task
         same_pose, _ = env.reset(seed=1, options={"task": task, "joint_angles": (0.2, 0.4)})
-        other, _ = env.reset(seed=1, options={"task": 7 - task, "joint_angles": (0.2, 0.4)})
+        other, _ = env.reset(seed=1, options={"task": 15 - task, "joint_angles": (0.2, 0.4)})
         np.testing.assert_array_equal(same_pose, other)
         obs, info = env.reset(seed=1, options={"task": task})
         obs, reward, terminated, truncated, info = env.step(np.zeros(2, np.float32))
         assert reward == pytest.approx(-np.linalg.norm(obs[:2] - TARGETS[task]), abs=1e-5)
         assert not terminated and not truncated
     # without the option the task is drawn from the seeded generator
-    tasks = {env.reset(seed=seed)[1]["task"] for seed in range(40)}
-    assert tasks == set(range(8))
+    tasks = {env.reset(seed=seed)[1]["task"] for seed in range(80)}
+    assert tasks == set(range(16))
     assert env.reset(seed=3)[1]["task"] == env.reset(seed=3)[1]["task"]
 
 
 def test_targets_lie_in_the_goal_annulus_and_home_is_inside():
     radii = np.linalg.norm(TARGETS, axis=1)
+    # tasks 0-7 alternate between the rings; tasks 8-15 are the other ring at the same angles
+    np.testing.assert_allclose(radii[:8], [0.55, 0.95] * 4)
+    np.testing.assert_allclose(radii[8:], [0.95, 0.55] * 4)
+    angles = np.arctan2(TARGETS[:, 1], TARGETS[:, 0])
+    np.testing.assert_allclose(np.cos(angles[:8] - angles[8:]), 1.0)
     assert np.all((radii >= GOAL_ANNULUS[0]) & (radii <= GOAL_ANNULUS[1]))
     home = _forward_kinematics(HOME, ArmConfig())
     assert GOAL_ANNULUS[0] < np.linalg.norm(home) < GOAL_ANNULUS[1]
@@ -82,7 +87,7 @@ def test_torques_turn_the_arm_the_way_they_push():
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"task": 8}, "task=8"),
+        ({"task": 16}, "task=16"),
         ({"task": 1.5}, "integer"),
         ({"joint_angles": (0.0, 3.0)}, "elbow"),
         ({"joint_angles": (0.0,)}, "joint_angles"),

@@ -70,6 +70,17 @@ def test_embedding_entropy_and_bounds():
     assert means[2, 0].item() == pytest.approx(math.tanh(0.5))
 
 
+def test_embedding_std_floor_keeps_each_task_a_neighbourhood():
+    embedding = TaskEmbedding(tasks=2, latent_dim=2, extent=1.0, max_std=0.5, min_std=0.15)
+    with torch.no_grad():
+        embedding.raw_log_std.copy_(torch.tensor([[-9.0, math.log(0.3)], [5.0, -2.0]]))
+    # sigma clamped to [0.15, 0.5]: e^-2 = 0.135 is below the floor
+    torch.testing.assert_close(embedding.stds(), torch.tensor([[0.15, 0.3], [0.5, 0.15]]))
+    entropy = embedding.entropy(torch.tensor([0]))
+    expected = math.log(0.15) + math.log(0.3) + math.log(2 * math.pi * math.e)
+    assert entropy.item() == pytest.approx(expected, abs=1e-6)
+
+
 class _FixedPolicy(nn.Module):
     """pi(. | x) that always samples ``action`` with log-probability ``log_prob``."""
 
@@ -254,8 +265,8 @@ def test_the_trainer_refuses_more_tasks_than_the_env_has(tmp_path):
     from hrl_runtime.errors import ConfigError
     from skill_library.embedding.train import EmbeddingTrainer
 
-    with pytest.raises(ConfigError, match="--tasks 9: hrl/ArmReach-v0 has 8 tasks"):
-        EmbeddingTrainer(EmbeddingConfig(tasks=9), tmp_path / "x")
+    with pytest.raises(ConfigError, match="--tasks 17: hrl/ArmReach-v0 has 16 tasks"):
+        EmbeddingTrainer(EmbeddingConfig(tasks=17), tmp_path / "x")
     with pytest.raises(ConfigError, match="window must be >= 1"):
         EmbeddingTrainer(EmbeddingConfig(window=0), tmp_path / "x")
 
@@ -263,7 +274,7 @@ def test_the_trainer_refuses_more_tasks_than_the_env_has(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["train", "embedding", "--out", "{tmp}/o", "--tasks", "9"], "has 8 tasks"),
+        (["train", "embedding", "--out", "{tmp}/o", "--tasks", "17"], "has 16 tasks"),
         (["train", "embedding", "--out", "{tmp}/o", "--env", "hrl/PointArena-v0"], "no tasks"),
         (["train", "embedding", "--out", "{tmp}/o", "--latent-dim", "0"], "argument --latent-dim"),
         (["train", "embedding", "--out", "{tmp}/o", "--env", "Nope-v0"], "unknown environment"),
@@ -294,3 +305,19 @@ def test_a_tiny_transfer_run_evaluates_at_its_budget_points(method):
     assert [point["steps"] for point in curve] == [200.0, 400.0]
     assert all(0.0 <= point["success_rate"] <= 1.0 for point in curve)
     assert all(point["return"] in (0.0, 1.0, 2.0) for point in curve)  # sparse: A, then B
+
+
+def test_the_high_level_commands_the_box_the_task_embeddings_occupy():
+    from types import SimpleNamespace
+
+    from skill_library.embedding.transfer import embedding_box
+
+    skill = SimpleNamespace(
+        config=SimpleNamespace(command_bound=1.5),
+        embedding_means=np.array([[0.0, -1.0], [0.5, 1.0]], np.float32),
+        embedding_stds=np.array([[0.1, 0.2], [0.2, 0.4]], np.float32),
+    )
+    center, half_range = embedding_box(skill)
+    # x: [0 - 0.2, 0.5 + 0.4] = [-0.2, 0.9]; y: [-1.4, 1.8 -> 1.5 (the command bound)]
+    np.testing.assert_allclose(center, [0.35, 0.05], atol=1e-6)
+    np.testing.assert_allclose(half_range, [0.55, 1.45], atol=1e-6)

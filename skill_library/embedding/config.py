@@ -17,12 +17,15 @@ class EmbeddingNetworkConfig:
     """Hidden widths of pi(a | s, z) and of the critics Q(s, a, z, task)."""
     inference_hidden: tuple[int, ...] = (64, 64)
     """Hidden widths of the inference network q(z | window of states)."""
-    dynamics_hidden: tuple[int, ...] = (64, 64)
+    dynamics_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the skill dynamics (fingertip x-y after holding z)."""
     latent_extent: float = 1.0
     """Embedding means are ``latent_extent * tanh(.)``: they stay in [-extent, extent]^dz."""
     max_embedding_std: float = 0.5
     """Upper bound of the per-task embedding std (the entropy bonus pushes it up)."""
+    min_embedding_std: float = 0.15
+    """Lower bound of the per-task embedding std: without it the task embeddings collapse to
+    points (std ~0.02) and the policy never learns the z between them."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class EmbeddingConfig:
     home), so the skills work from wherever the planner leaves the arm."""
     window: int = 4
     """H: states in the window q(z | s_{t-H+2..t+1}) infers z from."""
-    embedding_entropy_weight: float = 0.05
+    embedding_entropy_weight: float = 0.1
     """alpha_1: weight of the embedding entropy H[p(z | t)]."""
     inference_weight: float = 0.05
     """alpha_2: weight of the inference log-likelihood log q(z | window) in the reward."""
@@ -71,9 +74,9 @@ class EmbeddingConfig:
     """Control steps collected with uniform random actions before learning starts."""
     hold_steps: int = 10
     """Control steps a command z is held by the planner; the skill dynamics predicts this far."""
-    dynamics_segments: int = 24_000
+    dynamics_segments: int = 40_000
     """Held-z segments collected with the final policy to fit the skill dynamics."""
-    dynamics_updates: int = 6_000
+    dynamics_updates: int = 15_000
     """Adam steps of the skill dynamics."""
     dynamics_lr: float = 1e-3
     """Adam step size of the skill dynamics."""
@@ -116,7 +119,10 @@ class EmbeddingConfig:
             (self.dynamics_updates >= 1, "dynamics_updates must be >= 1"),
             (self.torch_threads >= 1, "torch_threads must be >= 1"),
             (self.networks.latent_extent > 0, "networks.latent_extent must be > 0"),
-            (self.networks.max_embedding_std > 0, "networks.max_embedding_std must be > 0"),
+            (
+                0 < self.networks.min_embedding_std <= self.networks.max_embedding_std,
+                "networks.min_embedding_std must be in (0, networks.max_embedding_std]",
+            ),
         ]
         for ok, message in checks:
             if not ok:

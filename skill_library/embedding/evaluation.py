@@ -110,7 +110,7 @@ def plot_embedding(skill: EmbeddingSkill, env_id: str, path: Path | str, seed: i
     targets = np.asarray(env.unwrapped.targets)[: skill.config.tasks]
     env.close()
     tasks = skill.config.tasks
-    colors = plt.cm.tab10(np.arange(tasks) % 10)
+    colors = plt.cm.tab20(np.arange(tasks) % 20)
     per_pair = len(commands) // tasks
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2), dpi=100)
     means, stds = skill.embedding_means, skill.embedding_stds

@@ -32,6 +32,10 @@ class TaskEmbedding(nn.Module):
         extent: means are ``extent * tanh(raw)``.
         max_std: upper bound of sigma.
         generator: seeds the initial means.
+        min_std: lower bound of sigma. A floor keeps every task's p(z | t) a neighbourhood,
+            not a point: the policy learns to act on the z around each mean, and tasks whose
+            neighbourhoods overlap conflict in the Q-function, which pushes their means apart
+            (a collapsed embedding leaves the space between the means untrained).
     """
 
     def __init__(
@@ -41,17 +45,19 @@ class TaskEmbedding(nn.Module):
         extent: float = 1.0,
         max_std: float = 0.5,
         generator: torch.Generator | None = None,
+        min_std: float = math.exp(LOG_STD_MIN),
     ):
         super().__init__()
         self.extent = float(extent)
         self.max_log_std = math.log(max_std)
+        self.min_log_std = max(LOG_STD_MIN, math.log(min_std))
         self.raw_mean = nn.Parameter(0.5 * torch.randn(tasks, latent_dim, generator=generator))
         self.raw_log_std = nn.Parameter(torch.full((tasks, latent_dim), math.log(max_std) - 1.0))
 
     def distribution(self, tasks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``tasks: (B,)`` int64 -> mean and log-std of ``p(z | t)``, each ``(B, dz)``."""
         mean = self.extent * torch.tanh(self.raw_mean[tasks])
-        return mean, self.raw_log_std[tasks].clamp(LOG_STD_MIN, self.max_log_std)
+        return mean, self.raw_log_std[tasks].clamp(self.min_log_std, self.max_log_std)
 
     def rsample(
         self, tasks: torch.Tensor, generator: torch.Generator | None = None

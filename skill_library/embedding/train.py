@@ -92,7 +92,12 @@ class EmbeddingTrainer:
         self.critic = TwinQ(do + dz + config.tasks, da, hidden)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.embedding = TaskEmbedding(
-            config.tasks, dz, nets.latent_extent, nets.max_embedding_std, self.generator
+            config.tasks,
+            dz,
+            nets.latent_extent,
+            nets.max_embedding_std,
+            self.generator,
+            min_std=nets.min_embedding_std,
         )
         self.inference = InferenceNet(config.window * do, dz, nets.inference_hidden)
         self.log_alpha = torch.tensor(float(config.sac.initial_alpha)).log().requires_grad_(True)
