@@ -1,16 +1,19 @@
 """Transfer by control in the embedding space (Hausman et al. 2018, Sec. 5): a new task is
 learned by a high-level SAC policy whose action is the command ``z`` of a frozen embedded skill,
-held for the skill's ``hold_steps``; compared with SAC on raw actions from scratch.
+held for the skill's ``hold_steps`` control steps; compared with SAC on raw actions from scratch.
 
-Two new tasks on the arm, neither a training task:
+Two new tasks on the arm, neither a training task, both with sparse rewards (as the paper's
+sequencing tasks):
 
-- ``interpolate``: hold the fingertip at a target between two trained ones (dense reward
-  ``-distance``; success: within :data:`SUCCESS_RADIUS` at the end of the episode);
-- ``sequence``: touch target A, then target B (sparse reward: 1 on touching A, 1 on touching B
-  after A; success: B touched after A). The observation gains a flag "A touched".
+- ``interpolate``: touch a target between two trained ones (reward 1 on touching it, which
+  ends the episode as a success);
+- ``sequence``: touch target A, then target B (reward 1 on touching A, 1 on touching B after
+  A, which ends the episode as a success). The observation gains a flag "A touched".
 
-Every method gets the same budget of control steps and is evaluated with its deterministic
-policy every ``eval_every`` control steps on ``eval_episodes`` episodes.
+Both methods use the same SAC core and hyperparameters (:attr:`TransferConfig.sac`), the same
+rewards and the same budget of control steps; SAC from scratch takes one update per control
+step, the high level one per decision. Each is evaluated with its deterministic policy every
+``eval_every`` control steps on ``eval_episodes`` episodes.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ logger = logging.getLogger(__name__)
 SUCCESS_RADIUS = 0.1
 """Fingertip distance counted as touching a target, metres."""
 TASKS = {
-    # a point between trained targets 0 (0.55 m, 0 deg) and 1 (0.95 m, 45 deg)
+    # a point between the trained targets at 0 and 45 degrees on both rings (0.75 m, 22.5 deg;
+    # 0.32 m from the nearest)
     "interpolate": np.array([[0.75 * np.cos(np.pi / 8), 0.75 * np.sin(np.pi / 8)]]),
-    # A between targets 2 and 3, then B between targets 5 and 6
+    # A at 112.5 degrees, then B at 247.5 degrees, both at 0.75 m: between trained targets
     "sequence": np.array(
         [
             [0.75 * np.cos(5 * np.pi / 8), 0.75 * np.sin(5 * np.pi / 8)],
@@ -54,7 +58,7 @@ class TransferConfig:
 
     env_id: str = "hrl/ArmReach-v0"
     """The arm."""
-    steps: int = 30_000
+    steps: int = 20_000
     """Control steps of experience per run (both methods)."""
     episode_steps: int = 200
     """Control steps per episode."""
@@ -62,16 +66,18 @@ class TransferConfig:
     """Control steps between evaluations."""
     eval_episodes: int = 10
     """Episodes per evaluation."""
-    scratch_update_every: int = 4
-    """SAC from scratch takes one update every this many control steps."""
+    scratch_update_every: int = 1
+    """SAC from scratch takes one update every this many control steps (1: SAC's usual one
+    update per environment step)."""
     warmup: int = 1_000
     """Control steps of uniform random actions (or commands) before learning."""
     batch_size: int = 128
     """SAC minibatch size."""
     sac: SACConfig = field(
-        default_factory=lambda: SACConfig(hidden=(64, 64), learning_rate=1e-3, discount=0.95)
+        default_factory=lambda: SACConfig(hidden=(128, 128), learning_rate=1e-3, discount=0.99)
     )
-    """SAC of both methods (the high level discounts per decision)."""
+    """SAC of both methods (the high level discounts per decision, SAC from scratch per
+    control step)."""
     seed: int = 0
     """Seed of the first run; run ``k`` uses ``seed + k``."""
 
@@ -101,18 +107,28 @@ class _Task:
         self.t += 1
         distance = float(np.linalg.norm(obs[:2] - self.targets[self.phase]))
         reward = 0.0
-        if self.name == "interpolate":
-            reward = -distance
-            if self.t >= self.episode_steps:
-                self.success = distance <= SUCCESS_RADIUS
-        elif distance <= SUCCESS_RADIUS:
+        if distance <= SUCCESS_RADIUS:
             reward = 1.0
-            if self.phase == 0:
-                self.phase = 1
+            if self.phase + 1 < len(self.targets):
+                self.phase += 1
             else:
                 self.success, self.done = True, True
         self.done = self.done or self.t >= self.episode_steps
         return self._observe(obs), reward
+
+
+def embedding_box(skill: EmbeddingSkill, stds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """The box the high level's actions in [-1, 1]^dz are mapped onto: the task embeddings'
+    means +- ``stds`` standard deviations (the part of the command space the skills were
+    trained on; the rest of the command box is z no task ever drew).
+
+    Returns:
+        ``center (dz,)`` and ``half_range (dz,)``, within the command bounds.
+    """
+    bound = float(skill.config.command_bound)
+    low = np.clip((skill.embedding_means - stds * skill.embedding_stds).min(0), -bound, bound)
+    high = np.clip((skill.embedding_means + stds * skill.embedding_stds).max(0), -bound, bound)
+    return ((low + high) / 2).astype(np.float32), ((high - low) / 2).astype(np.float32)
 
 
 def _flat(obs: np.ndarray) -> torch.Tensor:
@@ -138,7 +154,7 @@ def run_one(
         raise ValueError("the embedding method needs the embedded skill")
     repeat = skill.hold_steps if embedded else 1
     action_dim = skill.command_space.shape[0] if embedded else env.action_space.shape[0]
-    bound = float(skill.config.command_bound) if embedded else 1.0
+    center, half_range = embedding_box(skill) if embedded else (0.0, 1.0)
     learner = SACLearner(task.obs_dim, action_dim, config.sac, seed=seed)
     buffer: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones")}
 
@@ -146,7 +162,7 @@ def run_one(
         """Holds one high-level action for ``repeat`` control steps; returns obs and reward."""
         total = 0.0
         for _ in range(repeat):
-            low = skill.act(obs[:-1], action * bound) if embedded else action
+            low = skill.act(obs[:-1], center + half_range * action) if embedded else action
             obs, reward = task.step(low)
             total += reward
             if task.done:
@@ -179,7 +195,7 @@ def run_one(
         before = task.t
         next_obs, reward = act(obs, action)
         steps += task.t - before
-        terminal = float(task.done and task.name == "sequence" and task.success)
+        terminal = float(task.success)  # a time limit is no terminal state
         for key, value in zip(buffer, (obs, action, reward, next_obs, terminal), strict=True):
             buffer[key].append(np.asarray(value, np.float32))
         obs = task.reset(int(rng.integers(2**31))) if task.done else next_obs
