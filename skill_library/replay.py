@@ -38,6 +38,13 @@ class ReplayBuffer:
         self.cursor = int((self.cursor + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
 
+    def recent(self, count: int) -> dict[str, np.ndarray]:
+        """The last ``min(count, len(self))`` transitions added, oldest first (views are not
+        returned: the arrays are copies)."""
+        count = min(count, self.size)
+        index = (self.cursor - count + np.arange(count)) % self.capacity
+        return {name: values[index] for name, values in self.data.items()}
+
     def clear(self) -> None:
         self.size = self.cursor = 0
 

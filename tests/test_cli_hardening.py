@@ -265,6 +265,41 @@ def test_dads_says_how_its_step_count_rounds(caplog):
     assert whole_iterations(DADSConfig(steps=480, num_envs=16)) == 480
 
 
+def test_dads_set_replaces_fields_of_the_preset_and_refuses_bad_ones(capsys):
+    from hrl_runtime.cli.dads import apply_setting
+    from hrl_runtime.errors import ConfigError
+    from skill_library.dads.config import ant_preset
+
+    config = ant_preset()
+    config = apply_setting(config, "sac_updates_per_step=0.04")
+    config = apply_setting(config, "num_envs=16")
+    config = apply_setting(config, "intrinsic_weight=2")  # an int widens to the float field
+    config = apply_setting(config, "sac.learn_alpha=true")
+    config = apply_setting(config, "networks.dynamics_hidden=[64, 64]")
+    config = apply_setting(config, "skill_hold=null")
+    assert config.sac_updates_per_step == 0.04 and config.num_envs == 16
+    assert config.intrinsic_weight == 2.0 and isinstance(config.intrinsic_weight, float)
+    assert config.sac.learn_alpha is True and config.sac.hidden == (128, 128)
+    assert config.networks.dynamics_hidden == (64, 64) and config.skill_hold is None
+    assert config.env_id == "Ant-v5"  # the rest of the preset stays
+    config.validate()
+    for bad, words in [
+        ("num_envs", "FIELD=VALUE"),
+        ("num_env=3", "no field 'num_env'"),
+        ("num_envs=2.5", "expected a int"),
+        ("off_policy=1", "expected a bool"),
+        ("sac=1", "one by one"),
+        ("steps.x=1", "no fields of its own"),
+        ("sac.lr=1", "no field 'lr'"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            apply_setting(config, bad)
+    # from the command line: one clear line, nothing trained
+    assert main(["train", "dads", "--env", "Ant-v5", "--set", "num_env=3", "--out", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no field 'num_env'" in err[0]
+
+
 def test_trainers_refuse_to_package_non_finite_weights(tmp_path):
     import numpy as np
 

@@ -17,8 +17,10 @@ from skill_library.dads import (
     dynamics_loss,
     intrinsic_reward,
 )
+from skill_library.dads.evaluation import skill_signal
 from skill_library.dads.losses import shaped_reward
 from skill_library.networks import DynamicsNetConfig, SkillDynamicsNet
+from skill_library.replay import ReplayBuffer
 from skill_library.sac import SACConfig
 
 LOG_2PI = math.log(2 * math.pi)
@@ -185,3 +187,29 @@ def test_shipped_dads_dynamics_rolls_out_the_same_in_the_kernels_and_in_torch():
         planners["numba"].states, planners["torch"].states, rtol=1e-4, atol=1e-4
     )
     np.testing.assert_allclose(planners["numba"].mean, planners["torch"].mean, atol=1e-3)
+
+
+def test_skill_signal_is_the_share_of_the_window_change_z_explains():
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-1, 1, (4000, 2))
+    start = rng.normal(size=(4000, 2))
+    full = np.ones(4000)
+    # z sets the change exactly: R^2 = 1; noise of the signal's own variance: R^2 = 1/2
+    assert skill_signal(start, start + 0.3 * z, z, full) == pytest.approx(1.0)
+    noisy = start + z + rng.normal(0, np.sqrt(1 / 3), (4000, 2))  # var(z) = 1/3
+    assert skill_signal(start, noisy, z, full) == pytest.approx(0.5, abs=0.03)
+    # a change independent of z explains nothing; partial windows do not count
+    assert skill_signal(start, start + rng.normal(size=(4000, 2)), z, full) < 0.01
+    half = np.r_[np.ones(2000), np.zeros(2000)]
+    mixed = np.where(half[:, None] > 0, start + z, start + rng.normal(size=(4000, 2)))
+    assert skill_signal(start, mixed, z, half) == pytest.approx(1.0)
+    assert np.isnan(skill_signal(start[:3], start[:3], z[:3], full[:3]))
+
+
+def test_replay_recent_returns_the_last_rows_across_the_wrap():
+    replay = ReplayBuffer(5, {"x": ()})
+    replay.add(x=np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(replay.recent(3)["x"], [1, 2, 3])
+    replay.add(x=np.arange(4, 7, dtype=np.float32))  # wraps: holds 2..6
+    np.testing.assert_array_equal(replay.recent(10)["x"], [2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(replay.recent(2)["x"], [5, 6])

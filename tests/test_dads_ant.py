@@ -73,6 +73,7 @@ def test_tiny_ant_run_checkpoints_resumes_and_reports_falls(ant_package):
         assert 0.0 <= metrics["fall_rate"] <= 1.0
         assert 0 < metrics["episode_steps"] <= 20
         assert np.isfinite(metrics["displacement_spread"])
+        assert 0.0 <= metrics["skill_r2"] <= 1.0
     manifest = json.loads((path / "skill.json").read_text())
     # one planning step holds z for the dynamics' 10-step window of single control steps
     assert manifest["kind"] == "dads" and manifest["hold_steps"] == 10

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import math
 from dataclasses import replace
+from typing import Any
 
 from hrl_runtime.cli.common import (
     SEED,
@@ -50,9 +53,64 @@ def base_config(args: argparse.Namespace) -> DADSConfig:
         config = replace(config, off_policy=True)
     if args.all_dims:
         config = replace(config, dynamics_dims=None, hide_dynamics_dims=False)
+    for assignment in args.set or ():
+        config = apply_setting(config, assignment)
     if config.env_workers >= config.num_envs:
         config = replace(config, env_workers=config.num_envs - 1)
     return config
+
+
+def apply_setting(config: Any, assignment: str) -> Any:
+    """``--set FIELD=VALUE``: ``config`` with one field replaced (``sac.FIELD`` and
+    ``networks.FIELD`` reach the nested settings). VALUE is JSON (``0.04``, ``true``,
+    ``[64, 64]``, ``null``) or a bare string; it must have the field's type.
+
+    Raises:
+        ConfigError: no ``=``, an unknown field, or a value of the wrong type.
+    """
+    name, sep, text = assignment.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set num_envs=16")
+    head, dot, rest = name.partition(".")
+    fields = {f.name for f in dataclasses.fields(config)}
+    if head not in fields:
+        raise ConfigError(
+            f"--set {name}: {type(config).__name__} has no field {head!r}; "
+            f"choose one of {sorted(fields)}"
+        )
+    current = getattr(config, head)
+    if dot:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"--set {name}: {head!r} has no fields of its own")
+        return replace(config, **{head: apply_setting(current, f"{rest}={text}")})
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    return replace(config, **{head: _typed(name, value, current)})
+
+
+def _typed(name: str, value: Any, current: Any) -> Any:
+    """``value`` as the type of the field's ``current`` value (ints widen to floats, lists
+    become tuples); ConfigError when it does not fit."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"--set {name}: set its fields one by one ({name}.FIELD=VALUE)")
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, float) and isinstance(value, int):
+        value, ok = float(value), True
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise ConfigError(
+            f"--set {name}={json.dumps(value)}: expected a {type(current).__name__} "
+            f"like {json.dumps(current)}"
+        )
+    return value
 
 
 def whole_iterations(config: DADSConfig) -> int:
@@ -138,4 +196,12 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     add_trainer_env_flags(dads, f"{defaults.num_envs}, or the preset's")
     dads.add_argument("--off-policy", action="store_true", help="off-DADS replay")
     dads.add_argument("--all-dims", action="store_true", help="dynamics over every obs entry")
+    dads.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="replace one DADSConfig field (skill_library/dads/config.py), after the preset and "
+        "the options above; sac.FIELD and networks.FIELD reach the nested settings; VALUE is "
+        "JSON. Repeatable, e.g. --set sac_updates_per_step=0.04 --set sac.learn_alpha=true",
+    )
     dads.set_defaults(func=cmd_train_dads)

@@ -21,6 +21,38 @@ def skill_grid(latent_dim: int, per_axis: int = 5, seed: int = 0) -> np.ndarray:
     return np.concatenate([grid, np.zeros((len(grid), latent_dim - 2), np.float32)], -1)
 
 
+SIGNAL_WINDOW = 16_384
+"""Most recent transitions :func:`skill_signal` fits."""
+
+
+def skill_signal(
+    window_start: np.ndarray, window_end: np.ndarray, skills: np.ndarray, full: np.ndarray
+) -> float:
+    """How much of the skill-dynamics target z explains: R^2 of a quadratic least-squares fit
+    of the window change ``window_end - window_start (N, ds)`` on ``z (N, dz)``, averaged over
+    the ds entries (whole windows only).
+
+    A training-time gauge of whether skills are emerging, independent of the learned skill
+    dynamics: near 0 when the policy ignores z, near 1 when z determines where the window ends
+    (the point-mass skills start at ~0.8). Needs no network, so it cannot be fooled by a
+    dynamics model that has not caught up.
+
+    Returns:
+        R^2 in [0, 1], or NaN with fewer whole windows than features + 2.
+    """
+    mask = full > 0
+    change = (window_end - window_start)[mask].astype(np.float64)
+    z = skills[mask].astype(np.float64)
+    pairs = [z[:, i] * z[:, j] for i in range(z.shape[1]) for j in range(i, z.shape[1])]
+    features = np.column_stack([np.ones(len(z)), z, *pairs]) if len(z) else np.zeros((0, 1))
+    if len(change) < features.shape[1] + 2:
+        return float("nan")
+    coef, *_ = np.linalg.lstsq(features, change, rcond=None)
+    residual = (change - features @ coef).var(0)
+    total = change.var(0)
+    return float(np.mean(1.0 - residual / np.maximum(total, 1e-12)))
+
+
 def evaluate_skills(skill: DADSSkill, config: DADSConfig, seed: int = 0) -> dict[str, Any]:
     """Runs each z of a grid from the same start (deterministic policy, twice with different
     reset noise); measures how different the end states of different z are.

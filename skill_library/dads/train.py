@@ -25,7 +25,12 @@ import torch
 from hrl_runtime.errors import ConfigError
 from skill_library.dads.config import DADSConfig
 from skill_library.dads.environments import SkillEnvs
-from skill_library.dads.evaluation import evaluate_skills, plot_skill_grid
+from skill_library.dads.evaluation import (
+    SIGNAL_WINDOW,
+    evaluate_skills,
+    plot_skill_grid,
+    skill_signal,
+)
 from skill_library.dads.losses import (
     dynamics_loss,
     importance_weights,
@@ -205,12 +210,19 @@ class DADSTrainer:
         metrics["dynamics_log_likelihood_new_data"] = self._fit_normalizers(fresh)
         metrics.update(self.update_dynamics())
         metrics.update(self.update_policy(self._sac_update_count(len(fresh["obs"]))))
+        metrics["skill_r2"] = self._skill_signal()
         metrics["collect_seconds"] = collected - started
         metrics["update_seconds"] = time.perf_counter() - collected
         self.steps_done += len(fresh["obs"])
         self.iteration += 1
         metrics["steps"] = float(self.steps_done)
         return metrics
+
+    def _skill_signal(self) -> float:
+        """:func:`skill_signal` over the most recent transitions of the replay."""
+        recent = self.replay.recent(SIGNAL_WINDOW)
+        ends = recent["next_obs"][:, list(self.dynamics_dims)]
+        return skill_signal(recent["window_start"], ends, recent["skills"], recent["window_full"])
 
     def _store(self, fresh: dict[str, np.ndarray]) -> None:
         """Adds the new episodes to the replay (which on-policy DADS empties first)."""
@@ -317,6 +329,7 @@ class DADSTrainer:
             r=f"{metrics['intrinsic_reward']:.2f}",
             fall=f"{metrics['fall_rate']:.2f}",
             spread=f"{metrics['displacement_spread']:.2f}",
+            r2=f"{metrics['skill_r2']:.3f}",
         )
         if self.iteration % self.config.checkpoint_every == 0:
             run.save(self.state())
