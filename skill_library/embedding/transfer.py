@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hrl_runtime.threads import ThreadPools
 from skill_library.embedding.skill import EmbeddingSkill
 from skill_library.sac.config import SACConfig
 from skill_library.sac.train import SACLearner
@@ -228,15 +229,16 @@ def compare(
     ``transfer.png`` and returns the final success rates (mean over seeds) as a table."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # small networks on a shared machine: one intra-op thread is fastest and reproducible
-    torch.set_num_threads(1)
     rows = []
-    for task_name in TASKS:
-        for method in METHODS:
-            for k in range(seeds):
-                run_config = replace(config, seed=config.seed + k)
-                curve = run_one(task_name, method, config.seed + k, run_config, skill)
-                rows += [{"task": task_name, "method": method, "seed": k, **p} for p in curve]
+    # small networks on a shared machine: one torch and one BLAS thread is fastest and
+    # reproducible; the caller's pools come back afterwards
+    with ThreadPools(blas=1, torch=1):
+        for task_name in TASKS:
+            for method in METHODS:
+                for k in range(seeds):
+                    run_config = replace(config, seed=config.seed + k)
+                    curve = run_one(task_name, method, config.seed + k, run_config, skill)
+                    rows += [{"task": task_name, "method": method, "seed": k, **p} for p in curve]
     with open(out / "transfer.csv", "w", newline="") as handle:
         writer = csv.DictWriter(
             handle, ["task", "method", "seed", "steps", "success_rate", "return"]
