@@ -18,6 +18,7 @@ from skill_library.embedding.losses import (
     augmented_reward,
     critic_loss,
     embedding_actor_loss,
+    embedding_repulsion,
     inference_loss,
 )
 from skill_library.embedding.networks import InferenceNet, TaskEmbedding
@@ -163,6 +164,47 @@ def test_embedding_actor_loss_worked_by_hand_and_reaches_the_embedding():
     assert embedding.raw_mean.grad is not None and torch.all(embedding.raw_mean.grad < 0)
 
 
+def test_embedding_repulsion_worked_by_hand():
+    # two means 0.5 apart (a 3-4-5 triangle), h = 0.5: k = exp(-0.25 / 0.5) = exp(-0.5)
+    means = torch.tensor([[0.0, 0.0], [0.3, 0.4]], requires_grad=True)
+    repulsion = embedding_repulsion(means, bandwidth=0.5)
+    # R = 1/T (k_01 + k_10) = 1/2 * 2 exp(-0.5)
+    assert repulsion.item() == pytest.approx(math.exp(-0.5), abs=1e-6)
+    repulsion.backward()
+    # dR/dmu_0 = 1/T * 2 * k * (mu_1 - mu_0) / h^2 = exp(-0.5) * (0.3, 0.4) / 0.25: descending
+    # it moves mu_0 away from mu_1, and mu_1 the other way
+    expected = math.exp(-0.5) * np.array([0.3, 0.4]) / 0.25
+    np.testing.assert_allclose(means.grad[0].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(means.grad[1].numpy(), -expected, atol=1e-6)
+    # one shared mean counts 1 per pair; means 10 h apart hardly repel
+    assert embedding_repulsion(torch.zeros(3, 2), 0.5).item() == pytest.approx(2.0)
+    far = torch.tensor([[0.0, 0.0], [5.0, 0.0]])
+    assert embedding_repulsion(far, 0.5).item() < 1e-20
+
+
+def test_the_actor_loss_adds_the_weighted_repulsion_and_it_reaches_the_means():
+    batch = _batch()
+    embedding = TaskEmbedding(tasks=2, latent_dim=1, extent=2.0, max_std=0.5)
+    with torch.no_grad():
+        embedding.raw_mean.copy_(torch.tensor([[0.0], [math.atanh(0.05)]]))  # means 0 and 0.1
+        embedding.raw_log_std.fill_(-20.0)
+    policy, critic, alpha = _FixedPolicy(0.3, -2.0, 1.0), _SumCritic(1.0), torch.tensor(0.1)
+    plain, _, _ = embedding_actor_loss(
+        policy, critic, embedding, batch, alpha, 0.5, torch.Generator().manual_seed(0)
+    )
+    loss, _, metrics = embedding_actor_loss(
+        policy, critic, embedding, batch, alpha, 0.5, torch.Generator().manual_seed(0), 2.0, 0.25
+    )
+    # R = exp(-0.01 / 0.125) for means 0.1 apart, h = 0.25
+    kernel = math.exp(-0.01 / (2 * 0.25**2))
+    assert metrics["embedding_repulsion"] == pytest.approx(kernel, abs=1e-5)
+    assert loss.item() - plain.item() == pytest.approx(2.0 * kernel, abs=1e-5)
+    embedding.zero_grad()
+    embedding_repulsion(embedding.all_means(), 0.25).backward()
+    # the lower mean is pushed down, the upper one up
+    assert embedding.raw_mean.grad[0, 0] > 0 > embedding.raw_mean.grad[1, 0]
+
+
 # --------------------------------------------------------------------- a short training run
 
 
@@ -305,6 +347,35 @@ def test_a_tiny_transfer_run_evaluates_at_its_budget_points(method):
     assert [point["steps"] for point in curve] == [200.0, 400.0]
     assert all(0.0 <= point["success_rate"] <= 1.0 for point in curve)
     assert all(point["return"] in (0.0, 1.0, 2.0) for point in curve)  # sparse: A, then B
+
+
+def test_the_high_level_holds_each_z_and_updates_per_decision(monkeypatch):
+    from hrl_runtime import SkillRegistry
+    from skill_library.embedding import transfer
+
+    torch.set_num_threads(1)
+    skill = SkillRegistry().load("embed-arm")
+    commands, updates = [], []
+    monkeypatch.setattr(
+        skill, "act", lambda obs, z: commands.append(np.array(z)) or np.zeros(2, np.float32)
+    )
+    monkeypatch.setattr(transfer.SACLearner, "update", lambda self, batch: updates.append(batch))
+    config = transfer.TransferConfig(
+        steps=400, eval_every=400, eval_episodes=1, warmup=100, high_level_hold=20
+    )
+    config = replace(config, high_level_updates=3)
+    transfer.run_one("interpolate", "embedding", 0, config, skill)
+    # 400 training steps + one 200-step evaluation episode (zero torques never touch the
+    # target), in runs of 20 steps with one z each
+    assert len(commands) == 600
+    held = np.stack(commands).reshape(30, 20, 2)
+    assert np.all(held == held[:, :1])
+    # while learning, each decision draws a new z (the evaluation's arm stands still, and the
+    # deterministic policy then repeats its z)
+    assert np.all(np.abs(np.diff(held[:20, 0], axis=0)).sum(-1) > 0)
+    # decisions ending at steps 100, 120, ..., 400 (16 after the warmup), 3 updates each
+    # (the last from the 20 decisions stored: one transition per decision)
+    assert len(updates) == 3 * 16 and len(updates[-1]["rewards"]) == 20
 
 
 def test_the_high_level_commands_the_box_the_task_embeddings_occupy():

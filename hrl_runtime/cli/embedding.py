@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from hrl_runtime.cli.common import (
     SEED,
@@ -100,14 +100,19 @@ def cmd_embedding_transfer(args: argparse.Namespace) -> int:
             "embedding space needs an 'embedding' skill such as embed-arm"
         )
     config = TransferConfig(steps=args.steps, seed=args.seed)
-    if args.eval_every is not None:
-        config = replace(config, eval_every=args.eval_every)
+    given = {
+        "eval_every": args.eval_every,
+        "high_level_hold": args.high_level_hold,
+        "high_level_updates": args.high_level_updates,
+    }
+    config = replace(config, **{k: v for k, v in given.items() if v is not None})
     result = compare(skill, config, args.seeds, out)
     table = result["final_success_rate"]
     lines = [f"{'task/method':<24} final success rate (mean of {args.seeds} seeds)"]
     lines += [f"{key:<24} {value:.2f}" for key, value in table.items()]
     lines.append(f"wrote {result['csv']} and {result['plot']}")
-    emit(args, {**result, "steps": config.steps, "seeds": args.seeds}, "\n".join(lines))
+    record = {**result, "steps": config.steps, "seeds": args.seeds, "config": asdict(config)}
+    emit(args, record, "\n".join(lines))
     return 0
 
 
@@ -161,6 +166,18 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     )
     transfer.add_argument(
         "--eval-every", type=TRAIN_STEPS, default=None, help="control steps between evaluations"
+    )
+    transfer.add_argument(
+        "--high-level-hold",
+        type=count_type(1000),
+        default=None,
+        help="control steps the high level holds each z (default 25)",
+    )
+    transfer.add_argument(
+        "--high-level-updates",
+        type=count_type(1000),
+        default=None,
+        help="SAC updates of the high level per decision (default 1)",
     )
     transfer.add_argument("--seed", type=SEED, default=0)
     transfer.add_argument("--out", required=True, help="directory for transfer.csv/.png")

@@ -56,6 +56,12 @@ class EmbeddingConfig:
     """H: states in the window q(z | s_{t-H+2..t+1}) infers z from."""
     embedding_entropy_weight: float = 0.1
     """alpha_1: weight of the embedding entropy H[p(z | t)]."""
+    embedding_repulsion_weight: float = 1.0
+    """beta: weight of the repulsion between the task means (``losses.embedding_repulsion``);
+    without it (2.0.0) two tasks' means met (0.05 apart) and the bottom-left of the workspace
+    had no skill of its own."""
+    embedding_repulsion_bandwidth: float = 0.25
+    """h: the repulsion's kernel width in z; means ~2h or more apart hardly repel."""
     inference_weight: float = 0.05
     """alpha_2: weight of the inference log-likelihood log q(z | window) in the reward."""
     inference_floor: float = -10.0
@@ -111,6 +117,11 @@ class EmbeddingConfig:
             (0.0 <= self.random_start <= 1.0, "random_start must be in [0, 1]"),
             (self.window >= 1, "window must be >= 1"),
             (self.embedding_entropy_weight >= 0, "embedding_entropy_weight must be >= 0"),
+            (self.embedding_repulsion_weight >= 0, "embedding_repulsion_weight must be >= 0"),
+            (
+                self.embedding_repulsion_bandwidth > 0,
+                "embedding_repulsion_bandwidth must be > 0",
+            ),
             (self.inference_weight >= 0, "inference_weight must be >= 0"),
             (self.updates_per_iteration >= 0, "updates_per_iteration must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

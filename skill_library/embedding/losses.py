@@ -96,6 +96,31 @@ def critic_loss(
     return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}
 
 
+def embedding_repulsion(means: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    """A diversity term between the task embeddings' means (an addition to the paper's
+    objective, which has none): a Gaussian-kernel repulsion as in SVGD's repulsive force
+    (Liu and Wang 2016, Eq. 8),
+
+    ``R = 1/T sum_i sum_{j != i} exp(-||mu_i - mu_j||^2 / (2 h^2))``,
+
+    1 for each pair sharing one mean, ~0 for pairs several ``h`` apart. Minimizing it pushes
+    means closer than ~2h apart away from each other; the Q-function alone can pull two tasks'
+    means onto one point when one task's skill is the other's best effort so far.
+
+    Args:
+        means: ``(T, dz)`` the task embeddings' means.
+        bandwidth: h, in units of z.
+
+    Returns:
+        A scalar.
+    """
+    tasks = means.shape[0]
+    squared = ((means[:, None, :] - means[None, :, :]) ** 2).sum(-1)  # (T, T)
+    kernel = torch.exp(-squared / (2.0 * bandwidth**2))
+    off_diagonal = 1.0 - torch.eye(tasks, dtype=means.dtype)
+    return (kernel * off_diagonal).sum() / tasks
+
+
 def embedding_actor_loss(
     policy: nn.Module,
     critic: nn.Module,
@@ -104,13 +129,17 @@ def embedding_actor_loss(
     alpha: torch.Tensor,
     entropy_weight: float,
     generator: torch.Generator | None = None,
+    repulsion_weight: float = 0.0,
+    repulsion_bandwidth: float = 0.25,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """Actor and embedding loss, the stochastic value gradient of the objective above:
 
-    ``E_{eps, a ~ pi}[alpha log pi(a | s, z) - min_i Q_i(s, a; z, t)] - alpha_1 E_t H[p(z | t)]``
+    ``E_{eps, a ~ pi}[alpha log pi(a | s, z) - min_i Q_i(s, a; z, t)] - alpha_1 E_t H[p(z | t)]
+    + beta R(mu_1..mu_T)``
 
     with ``z = mu_t + sigma_t eps`` drawn afresh from the current embedding (reparameterized,
-    so the gradient reaches ``mu_t`` and ``sigma_t``) and ``a`` reparameterized through pi.
+    so the gradient reaches ``mu_t`` and ``sigma_t``), ``a`` reparameterized through pi, and
+    ``R`` the repulsion between the task means (:func:`embedding_repulsion`, weight beta).
 
     Returns:
         The loss, the (detached) ``log pi`` for the temperature loss, and metrics.
@@ -120,9 +149,13 @@ def embedding_actor_loss(
     q = torch.min(*critic(critic_input(batch["obs"], z, batch["task_one_hot"]), actions))
     embedding_entropy = embedding.entropy(batch["tasks"])
     loss = (alpha * log_prob - q).mean() - entropy_weight * embedding_entropy.mean()
+    repulsion = embedding_repulsion(embedding.all_means(), repulsion_bandwidth)
+    if repulsion_weight > 0.0:
+        loss = loss + repulsion_weight * repulsion
     metrics = {
         "actor_loss": loss.item(),
         "entropy": -log_prob.mean().item(),
         "embedding_entropy": embedding_entropy.mean().item(),
+        "embedding_repulsion": repulsion.item(),
     }
     return loss, log_prob.detach(), metrics

@@ -72,6 +72,10 @@ class TaskEmbedding(nn.Module):
         _, log_std = self.distribution(tasks)
         return log_std.sum(-1) + 0.5 * log_std.shape[-1] * math.log(2 * math.pi * math.e)
 
+    def all_means(self) -> torch.Tensor:
+        """``(T, dz)`` every task's embedding mean, with gradients (for terms between tasks)."""
+        return self.extent * torch.tanh(self.raw_mean)
+
     @torch.no_grad()
     def means(self) -> torch.Tensor:
         """``(T, dz)`` the per-task embedding means."""

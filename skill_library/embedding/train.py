@@ -218,6 +218,8 @@ class EmbeddingTrainer:
             alpha,
             config.embedding_entropy_weight,
             self.generator,
+            config.embedding_repulsion_weight,
+            config.embedding_repulsion_bandwidth,
         )
         self.policy_optimizer.zero_grad(set_to_none=True)
         self.embedding_optimizer.zero_grad(set_to_none=True)

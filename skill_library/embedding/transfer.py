@@ -11,9 +11,12 @@ sequencing tasks):
   A, which ends the episode as a success). The observation gains a flag "A touched".
 
 Both methods use the same SAC core and hyperparameters (:attr:`TransferConfig.sac`), the same
-rewards and the same budget of control steps; SAC from scratch takes one update per control
-step, the high level one per decision. Each is evaluated with its deterministic policy every
-``eval_every`` control steps on ``eval_episodes`` episodes.
+observation (the arm's plus the phase flag), the same rewards and the same budget of control
+steps. The high level holds each z for ``high_level_hold`` control steps (about the time the arm
+takes to reach a target; the skill itself acts every control step) and takes
+``high_level_updates`` SAC updates per decision; SAC from scratch takes SAC's usual one update
+per control step. Each is evaluated with its deterministic policy every ``eval_every`` control
+steps on ``eval_episodes`` episodes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 
 from hrl_runtime.threads import ThreadPools
 from skill_library.embedding.skill import EmbeddingSkill
+from skill_library.replay import ReplayBuffer
 from skill_library.sac.config import SACConfig
 from skill_library.sac.train import SACLearner
 
@@ -71,6 +75,12 @@ class TransferConfig:
     scratch_update_every: int = 1
     """SAC from scratch takes one update every this many control steps (1: SAC's usual one
     update per environment step)."""
+    high_level_hold: int = 25
+    """Control steps the high level holds each z (0.5 s: the task means reach their targets
+    from home in 5-50 control steps, so one decision is about one reach)."""
+    high_level_updates: int = 1
+    """SAC updates of the high level per decision (1: SAC's usual one update per step of its
+    own, coarser MDP)."""
     warmup: int = 1_000
     """Control steps of uniform random actions (or commands) before learning."""
     batch_size: int = 128
@@ -154,11 +164,20 @@ def run_one(
     embedded = method == "embedding"
     if embedded and skill is None:
         raise ValueError("the embedding method needs the embedded skill")
-    repeat = skill.hold_steps if embedded else 1
+    repeat = config.high_level_hold if embedded else 1
     action_dim = skill.command_space.shape[0] if embedded else env.action_space.shape[0]
     center, half_range = embedding_box(skill) if embedded else (0.0, 1.0)
     learner = SACLearner(task.obs_dim, action_dim, config.sac, seed=seed)
-    buffer: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones")}
+    replay = ReplayBuffer(
+        config.steps + 1,  # at most one transition per control step: nothing is overwritten
+        {
+            "obs": (task.obs_dim,),
+            "actions": (action_dim,),
+            "rewards": (),
+            "next_obs": (task.obs_dim,),
+            "dones": (),
+        },
+    )
 
     def act(obs: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, float]:
         """Holds one high-level action for ``repeat`` control steps; returns obs and reward."""
@@ -185,7 +204,9 @@ def run_one(
         return {"success_rate": float(np.mean(successes)), "return": float(np.mean(returns))}
 
     curve, steps, next_eval = [], 0, config.eval_every
-    updates_per_action = repeat / config.scratch_update_every if not embedded else 1.0
+    updates_per_action = (
+        config.high_level_updates if embedded else repeat / config.scratch_update_every
+    )
     owed = 0.0
     obs = task.reset(int(rng.integers(2**31)))
     while steps < config.steps:
@@ -198,19 +219,19 @@ def run_one(
         next_obs, reward = act(obs, action)
         steps += task.t - before
         terminal = float(task.success)  # a time limit is no terminal state
-        for key, value in zip(buffer, (obs, action, reward, next_obs, terminal), strict=True):
-            buffer[key].append(np.asarray(value, np.float32))
+        replay.add(
+            obs=obs[None],
+            actions=action[None],
+            rewards=np.array([reward]),
+            next_obs=next_obs[None],
+            dones=np.array([terminal]),
+        )
         obs = task.reset(int(rng.integers(2**31))) if task.done else next_obs
         if steps >= config.warmup:
             owed += updates_per_action
-            size = len(buffer["rewards"])
             while owed >= 1.0:
                 owed -= 1.0
-                index = rng.integers(0, size, min(size, config.batch_size))
-                batch = {
-                    k: torch.from_numpy(np.stack([v[i] for i in index])) for k, v in buffer.items()
-                }
-                learner.update(batch)
+                learner.update(replay.sample(rng, min(len(replay), config.batch_size)))
         if steps >= next_eval:
             # at the budget point due (a held command may overshoot it by a few steps)
             point = {"steps": float(next_eval), **evaluate()}
