@@ -33,8 +33,17 @@ logger = logging.getLogger(__name__)
 class _Group:
     """Environments of one process: reset, and step with an action held ``repeat`` times."""
 
-    def __init__(self, env_id: str, count: int, max_episode_steps: int | None):
-        self.envs = [make_env(env_id, max_episode_steps=max_episode_steps) for _ in range(count)]
+    def __init__(
+        self,
+        env_id: str,
+        count: int,
+        max_episode_steps: int | None,
+        env_kwargs: dict[str, Any] | None = None,
+    ):
+        kwargs = env_kwargs or {}
+        self.envs = [
+            make_env(env_id, max_episode_steps=max_episode_steps, **kwargs) for _ in range(count)
+        ]
 
     def reset(self, seeds: list[int], options: list[dict | None]) -> np.ndarray:
         pairs = zip(self.envs, seeds, options, strict=True)
@@ -62,6 +71,10 @@ class _Group:
                     break
         return obs, rewards, terminated, truncated
 
+    def healthy(self) -> np.ndarray:
+        """``(n,)`` the environments' own ``is_healthy`` (True where an env has none)."""
+        return np.array([bool(getattr(env.unwrapped, "is_healthy", True)) for env in self.envs])
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -70,23 +83,35 @@ class _Group:
 class _PinnedGroup(_Group):
     """A group in a Ray actor: BLAS pinned to one thread before the environments are built."""
 
-    def __init__(self, env_id: str, count: int, max_episode_steps: int | None):
+    def __init__(
+        self,
+        env_id: str,
+        count: int,
+        max_episode_steps: int | None,
+        env_kwargs: dict[str, Any] | None = None,
+    ):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-        super().__init__(env_id, count, max_episode_steps)
+        super().__init__(env_id, count, max_episode_steps, env_kwargs)
 
 
 WORKER_BACKENDS = ("processes", "ray")
 """Where :class:`EnvBatch` runs its worker groups."""
 
 
-def _worker(connection: Any, env_id: str, count: int, max_episode_steps: int | None) -> None:
+def _worker(
+    connection: Any,
+    env_id: str,
+    count: int,
+    max_episode_steps: int | None,
+    env_kwargs: dict[str, Any] | None,
+) -> None:
     """A worker process's loop: one group of environments, one message per call."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # MuJoCo steps on one thread; BLAS must not take the trainer's cores
-    group = _Group(env_id, count, max_episode_steps)
+    group = _Group(env_id, count, max_episode_steps, env_kwargs)
     while True:
         command, payload = connection.recv()
         if command == "close":
@@ -108,6 +133,8 @@ class EnvBatch:
             while the workers step theirs.
         worker_backend: ``"processes"`` (spawned on this machine) or ``"ray"`` (Ray actors on
             the running Ray instance or cluster, or on one started for the batch).
+        env_kwargs: keyword arguments of every environment's constructor (e.g. Ant's
+            ``terminate_when_unhealthy``).
 
     Raises:
         ValueError: ``count < 1`` or ``workers < 0`` or more workers than environments allow,
@@ -121,6 +148,7 @@ class EnvBatch:
         max_episode_steps: int | None = None,
         workers: int = 0,
         worker_backend: str = "processes",
+        env_kwargs: dict[str, Any] | None = None,
     ):
         if count < 1 or workers < 0 or workers >= count:
             raise ValueError(
@@ -133,7 +161,7 @@ class EnvBatch:
             )
         sizes = [len(part) for part in np.array_split(np.arange(count), workers + 1)]
         self.bounds = np.cumsum([0, *sizes])
-        self.local = _Group(env_id, sizes[0], max_episode_steps)
+        self.local = _Group(env_id, sizes[0], max_episode_steps, env_kwargs)
         env = self.local.envs[0]
         self.observation_space, self.action_space = env.observation_space, env.action_space
         self.count = count
@@ -143,20 +171,28 @@ class EnvBatch:
         self._ray: Any = None
         self._started_ray = False
         if worker_backend == "ray" and workers:
-            self._start_actors(env_id, sizes[1:], max_episode_steps)
+            self._start_actors(env_id, sizes[1:], max_episode_steps, env_kwargs)
             return
         context = multiprocessing.get_context("spawn")
         for size in sizes[1:]:
             parent, child = context.Pipe()
             process = context.Process(
-                target=_worker, args=(child, env_id, size, max_episode_steps), daemon=True
+                target=_worker,
+                args=(child, env_id, size, max_episode_steps, env_kwargs),
+                daemon=True,
             )
             process.start()
             child.close()
             self._connections.append(parent)
             self._processes.append(process)
 
-    def _start_actors(self, env_id: str, sizes: list[int], max_episode_steps: int | None) -> None:
+    def _start_actors(
+        self,
+        env_id: str,
+        sizes: list[int],
+        max_episode_steps: int | None,
+        env_kwargs: dict[str, Any] | None,
+    ) -> None:
         """One Ray actor (one CPU) per worker group."""
         try:
             import ray
@@ -169,7 +205,7 @@ class EnvBatch:
             ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             self._started_ray = True
         group = ray.remote(num_cpus=1)(_PinnedGroup)
-        self._actors = [group.remote(env_id, size, max_episode_steps) for size in sizes]
+        self._actors = [group.remote(env_id, size, max_episode_steps, env_kwargs) for size in sizes]
 
     @property
     def first(self) -> Any:
@@ -215,6 +251,12 @@ class EnvBatch:
         """
         results = self._call("step", np.asarray(actions), np.asarray(active), shared=(repeat,))
         return tuple(np.concatenate(column) for column in zip(*results, strict=True))  # type: ignore[return-value]
+
+    def healthy(self) -> np.ndarray:
+        """``(N,)`` each environment's own ``is_healthy`` (Ant: the torso in its healthy
+        range), True for environments without one; for bodies that keep stepping after a fall
+        (``terminate_when_unhealthy=False``)."""
+        return np.concatenate(self._call("healthy"))
 
     def close(self) -> None:
         """Closes the environments and stops the workers."""

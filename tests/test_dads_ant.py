@@ -256,3 +256,33 @@ def test_the_ant_demo_tours_four_goals_on_one_path(ant_package, tmp_path, monkey
     assert payload["skill"] == "dads-ant" and payload["success_radius"] == 1.0
     assert payload["resets"] == payload["falls"]  # one path: only a fall resets the body
     assert (out / "demo.png").stat().st_size > 10_000
+
+
+def test_without_terminate_on_fall_a_fallen_ant_keeps_stepping_and_counts_as_fallen():
+    from skill_library.dads.environments import SkillEnvs
+
+    config = tiny_ant_config(terminate_on_fall=False)
+    skill_envs = SkillEnvs(config, np.random.default_rng(0))  # one env here, one in a worker
+    try:
+        skill_envs.reset()
+        zero = np.zeros((2, 8), np.float32)
+        _, dones, fallen = skill_envs.step(zero)
+        assert not dones.any() and not fallen.any()
+        env = skill_envs.batch.local.envs[0].unwrapped  # lift its torso above 1.0 m
+        qpos = env.data.qpos.copy()
+        qpos[2] = 1.5
+        env.set_state(qpos, env.data.qvel.copy())
+        _, dones, fallen = skill_envs.step(zero)
+        assert fallen.tolist() == [True, False]
+        assert not dones.any() and skill_envs.alive.all()  # the episode goes on
+    finally:
+        skill_envs.close()
+
+
+def test_terminate_on_fall_false_is_refused_where_there_is_no_healthy_range():
+    from hrl_runtime.errors import ConfigError
+    from skill_library.dads.config import DADSConfig
+
+    with pytest.raises(ConfigError, match="terminate_on_fall=False needs an environment"):
+        DADSConfig(terminate_on_fall=False).validate()
+    tiny_ant_config(terminate_on_fall=False).validate()

@@ -8,6 +8,9 @@ from typing import Any
 from hrl_runtime.errors import ConfigError
 from skill_library.sac.config import SACConfig
 
+FALL_ENVS = ("Ant-v5",)
+"""Environments whose episodes may go on after a fall (Gymnasium's ``terminate_when_unhealthy``)."""
+
 
 @dataclass(frozen=True)
 class DADSNetworkConfig:
@@ -61,6 +64,11 @@ class DADSConfig:
     policy_obs_dims: tuple[int, ...] | None = None
     """Observation entries the policy may see before hiding (None: all); Ant's preset keeps
     qpos and qvel (entries 0-28) and leaves out the 78 contact forces."""
+    terminate_on_fall: bool = True
+    """End an episode when the body leaves its healthy range (Ant's torso height). False keeps
+    stepping a fallen body to the episode's end, as the DADS authors' Ant did (their episodes
+    ended only on a non-finite state); falls are then counted from the environment's own
+    ``is_healthy`` and end nothing. Only for environments with a healthy range (Ant-v5)."""
     random_start: bool = True
     """Start episodes anywhere in free space (point-mass envs), so skills cover the arena."""
     num_alternatives: int = 100
@@ -131,6 +139,11 @@ class DADSConfig:
             ),
             (self.sac_updates_per_step >= 0, "sac_updates_per_step must be >= 0"),
             (self.relabel_every >= 0, "relabel_every must be >= 0"),
+            (
+                self.terminate_on_fall or self.env_id in FALL_ENVS,
+                f"terminate_on_fall=False needs an environment with a healthy range, one of "
+                f"{FALL_ENVS}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -24,6 +24,7 @@ class SkillEnvs:
             horizon,
             config.env_workers,
             worker_backend=config.env_worker_backend,
+            env_kwargs=None if config.terminate_on_fall else {"terminate_when_unhealthy": False},
         )
         self.goal_space = envs.goal_space(self.batch.first)
         self.config = config
@@ -50,15 +51,21 @@ class SkillEnvs:
         self.alive[:] = True
         return self.obs.copy()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Holds each action for ``action_repeat`` control steps; returns next obs ``(N, do)``
-        and dones ``(N,)`` (1 only where the episode terminated, so SAC does not bootstrap
-        there; a time limit is not a termination)."""
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Holds each action for ``action_repeat`` control steps; returns next obs ``(N, do)``,
+        dones ``(N,)`` (1 only where the episode terminated, so SAC does not bootstrap there; a
+        time limit is not a termination) and fallen ``(N,)`` (the body is out of its healthy
+        range: the termination itself, or with ``terminate_on_fall=False`` the environment's
+        ``is_healthy``)."""
         obs, _, terminated, _ = self.batch.step(actions, self.alive, self.config.action_repeat)
         self.obs[self.alive] = obs[self.alive]
         dones = (terminated & self.alive).astype(np.float32)
         self.alive &= ~terminated
-        return self.obs.copy(), dones
+        if self.config.terminate_on_fall:
+            fallen = dones > 0
+        else:
+            fallen = self.alive & ~self.batch.healthy()
+        return self.obs.copy(), dones, fallen
 
     def close(self) -> None:
         self.batch.close()

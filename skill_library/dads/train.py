@@ -92,10 +92,11 @@ class DADSTrainer:
 
         Returns:
             The transitions (one column per replay field, ``(n, ...)``) and the episodes'
-            statistics: ``fall_rate`` (fraction of episodes that terminated, e.g. Ant's torso
-            leaving the healthy range), ``episode_steps`` (mean policy steps) and
-            ``displacement_spread`` (RMS distance of the episodes' ``dynamics_dims`` change
-            from its mean over the batch: how far apart different skills go).
+            statistics: ``fall_rate`` (fraction of episodes in which the body fell, e.g. Ant's
+            torso left the healthy range, whether or not that ended the episode),
+            ``episode_steps`` (mean policy steps) and ``displacement_spread`` (RMS distance of
+            the episodes' ``dynamics_dims`` change from its mean over the batch: how far apart
+            different skills go).
         """
         config = self.config
         dims = list(self.dynamics_dims)
@@ -119,8 +120,8 @@ class DADSTrainer:
             alive = self.envs.alive.copy()
             if not alive.any():
                 break
-            next_obs, dones = self.envs.step(actions)
-            fell |= dones > 0
+            next_obs, dones, fallen = self.envs.step(actions)
+            fell |= fallen
             history.append(next_obs[:, dims].copy())
             # The window of transition t ends at s_{t+1} and starts k steps earlier, inside the
             # span the current skill has been held (else it is partial: no dynamics target).
