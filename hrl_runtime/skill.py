@@ -295,6 +295,12 @@ class Skill(Packaged):
         """Batched :meth:`act`: ``obs: (B, do)``, ``commands: (B, dc)`` -> ``(B, da)``."""
         return np.stack([self.act(o, c) for o, c in zip(obs, commands, strict=True)])
 
+    def planner_settings(self, planner: str) -> dict[str, Any]:
+        """Settings the skill's package recommends for high level ``planner`` (for ``"mppi"``:
+        ``planners.MPPIConfig`` fields), which ``planners.build_goal_follower`` applies when its
+        caller passes no settings of its own. The default recommends none."""
+        return {}
+
     @property
     def components(self) -> dict[str, bool]:
         """Which optional components the skill offers."""

@@ -42,6 +42,9 @@ def build_goal_follower(
 ) -> GoalSequence:
     """A :class:`GoalSequence` over ``goals: (N, 2)`` whose commands come from planner ``name``.
 
+    Without ``mppi``, latent MPPI takes the settings the skill recommends
+    (:meth:`Skill.planner_settings`) over :class:`MPPIConfig`'s defaults, with ``seed``.
+
     Raises:
         IncompatibleError: the planner needs something the skill does not offer.
     """
@@ -69,7 +72,9 @@ def build_goal_follower(
                 "refer to; use a skill trained with an x-y dynamics state"
             )
         goal_dims = tuple(dynamics.state_indices.index(i) for i in xy_indices)
-        planner = LatentMPPI(skill, mppi or MPPIConfig(seed=seed), goal_dims=goal_dims)
+        if mppi is None:  # the skill package's recommended settings, if any
+            mppi = MPPIConfig(**{**skill.planner_settings("mppi"), "seed": seed})
+        planner = LatentMPPI(skill, mppi, goal_dims=goal_dims)
         return GoalSequence(goals, xy_indices, config, delegate=planner)
     if name == "chaining":
         from planners.chaining import SubgoalChaining

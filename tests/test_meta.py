@@ -298,6 +298,60 @@ def test_tiny_meta_training_checkpoints_resumes_and_packages(tmp_path):
     assert skill.dynamics.state_indices == (0, 1, 2, 3)
     adapter = skill.online_adapter()
     assert adapter.settings.context == 3
+    assert skill.planner_settings("mppi") == {}  # none recommended: the planner's defaults
+
+
+def test_recommended_mppi_settings_go_through_the_manifest_into_the_planner(tmp_path):
+    from hrl_runtime.errors import PackageError
+    from hrl_runtime.registry import load_skill, verify_package
+    from planners import SequenceConfig, build_goal_follower
+    from planners.mppi import MPPIConfig
+    from skill_library.meta.train import MetaTrainer
+
+    settings = {"temperature": 0.02, "squared_distance": True, "horizon": 12}
+    config = MetaConfig(
+        steps=1, bodies=2, transitions_per_body=4, meta_batch=2, query=2, hidden=(8,),
+        adaptation=AdaptationConfig(context=2, min_context=2), mppi=settings,
+    )  # fmt: skip
+    path = MetaTrainer(config, tmp_path / "meta").train(progress=False, name="tiny-meta")
+    manifest = json.loads((path / "skill.json").read_text())
+    assert manifest["config"]["planner"] == {"mppi": settings}
+    skill = load_skill(str(path))
+    assert skill.planner_settings("mppi") == settings and skill.planner_settings("cem") == {}
+    goals, sequence = np.array([[1.0, 1.0]]), SequenceConfig(0.5, 100)
+    planner = build_goal_follower("mppi", skill, goals, (0, 1), sequence, seed=7).delegate
+    assert planner.config == MPPIConfig(**settings, seed=7)
+    assert planner.mean.shape[0] == 12  # the recommended horizon sized the plan
+    given = MPPIConfig(num_samples=64, seed=3)  # settings a caller gives win
+    planner = build_goal_follower("mppi", skill, goals, (0, 1), sequence, mppi=given).delegate
+    assert planner.config == given
+    plain = load_skill("dads-pointmass")
+    assert plain.planner_settings("mppi") == {}
+    planner = build_goal_follower("mppi", plain, goals, (0, 1), sequence, seed=7).delegate
+    assert planner.config == MPPIConfig(seed=7)
+    for bad, match in (({"seed": 3}, "cannot be recommended"), ({"horizon": 0}, "int in")):
+        manifest["config"]["planner"]["mppi"] = bad
+        (path / "skill.json").write_text(json.dumps(manifest))
+        with pytest.raises(PackageError, match=match):
+            verify_package(path)
+
+
+def test_mppi_settings_parse_from_the_command_line_text():
+    from hrl_runtime.errors import ConfigError
+    from skill_library.meta.config import parse_mppi_settings
+
+    parsed = parse_mppi_settings("temperature=0.02, squared_distance=true,num_samples=512")
+    assert parsed == {"temperature": 0.02, "squared_distance": True, "num_samples": 512}
+    assert parse_mppi_settings("") == {}
+    for text, match in (
+        ("temperature", "NAME=VALUE"),
+        ("backend=torch", "NAME=VALUE"),
+        ("squared_distance=yes", "true or false"),
+        ("num_samples=1.5", "not a int"),
+        ("temperature=-1", r"float in"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            parse_mppi_settings(text)
 
 
 def test_the_shipped_meta_package_verifies_and_a_tampered_one_is_refused(tmp_path):

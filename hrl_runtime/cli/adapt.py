@@ -32,7 +32,7 @@ MAX_CONTEXT = 1024
 
 
 def cmd_train_adapt(args: argparse.Namespace) -> int:
-    from skill_library.meta.config import AdaptationConfig, MetaConfig
+    from skill_library.meta.config import AdaptationConfig, MetaConfig, parse_mppi_settings
 
     defaults = MetaConfig()
     adaptation = AdaptationConfig(
@@ -50,6 +50,7 @@ def cmd_train_adapt(args: argparse.Namespace) -> int:
         bodies=args.bodies,
         first_order=args.first_order,
         adaptation=adaptation,
+        mppi=parse_mppi_settings(args.mppi or ""),
         seed=args.seed,
     )
     config.validate()
@@ -129,6 +130,12 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
     )
     adapt.add_argument(
         "--first-order", action="store_true", help="first-order MAML (no second derivatives)"
+    )
+    adapt.add_argument(
+        "--mppi",
+        metavar="NAME=VALUE[,...]",
+        help="latent MPPI settings the package recommends (written to the manifest; `hrl "
+        "follow --planner mppi` uses them), e.g. temperature=0.02,squared_distance=true",
     )
     adapt.add_argument("--seed", type=SEED, default=defaults.seed)
     add_package_flags(adapt, "dads-pointmass-meta")

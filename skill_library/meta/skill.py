@@ -6,14 +6,17 @@ import copy
 from dataclasses import asdict
 from typing import Any, ClassVar
 
+from hrl_runtime.errors import ConfigError
 from hrl_runtime.skill import PackageContents
 from skill_library.dads.skill import DADSSkill
 from skill_library.dynamics import LearnedDynamics
-from skill_library.meta.config import AdaptationConfig
+from skill_library.meta.config import AdaptationConfig, check_mppi_settings
 from skill_library.meta.online import OnlineAdapter
 
 ADAPTATION_KEY = "adaptation"
 """The ``config`` entry with the adaptation settings (M, inner steps, inner learning rate)."""
+PLANNER_KEY = "planner"
+"""The optional ``config`` entry with recommended high-level settings (``{"mppi": {...}}``)."""
 
 
 class MetaDADSSkill(DADSSkill):
@@ -26,16 +29,28 @@ class MetaDADSSkill(DADSSkill):
         base: the DADS skill (its policy and spaces are shared).
         dynamics: the meta-learned dynamics.
         adaptation: M, inner steps and inner learning rate.
+        mppi: latent MPPI settings the package recommends (``MPPI_SETTINGS`` fields).
     """
 
     kind: ClassVar[str] = "dads_meta"
 
-    def __init__(self, base: DADSSkill, dynamics: LearnedDynamics, adaptation: AdaptationConfig):
+    def __init__(
+        self,
+        base: DADSSkill,
+        dynamics: LearnedDynamics,
+        adaptation: AdaptationConfig,
+        mppi: dict[str, Any] | None = None,
+    ):
         adaptation.validate()
         super().__init__(
             base.config, base.policy, dynamics, base.observation_space, base.action_space
         )
         self.adaptation = adaptation
+        self.mppi = check_mppi_settings(dict(mppi or {}))
+
+    def planner_settings(self, planner: str) -> dict[str, Any]:
+        """The manifest's recommended settings for ``planner`` (only ``mppi`` has any)."""
+        return dict(self.mppi) if planner == "mppi" else {}
 
     def online_adapter(self, settings: AdaptationConfig | None = None) -> OnlineAdapter:
         """An adapter of this skill's dynamics (the manifest's settings unless given)."""
@@ -44,13 +59,17 @@ class MetaDADSSkill(DADSSkill):
         )
 
     def package_config(self) -> dict[str, Any]:
-        return {**super().package_config(), ADAPTATION_KEY: asdict(self.adaptation)}
+        config = {**super().package_config(), ADAPTATION_KEY: asdict(self.adaptation)}
+        if self.mppi:
+            config[PLANNER_KEY] = {"mppi": dict(self.mppi)}
+        return config
 
     @staticmethod
     def _dads_part(package: PackageContents) -> PackageContents:
         """The package as the DADS kind sees it (without the adaptation settings)."""
         manifest = copy.copy(package.manifest)
-        manifest["config"] = {k: v for k, v in package.config.items() if k != ADAPTATION_KEY}
+        own = (ADAPTATION_KEY, PLANNER_KEY)
+        manifest["config"] = {k: v for k, v in package.config.items() if k not in own}
         return PackageContents(package.path, manifest, package.spaces, package.tensors)
 
     @classmethod
@@ -81,12 +100,33 @@ class MetaDADSSkill(DADSSkill):
                 .section("network")
                 .error("num_experts", "must be 0 (a plain mean head) for online adaptation")
             )
+        cls._check_planner(package)
+
+    @staticmethod
+    def _check_planner(package: PackageContents) -> None:
+        """The optional recommended planner settings: ``{"mppi": {MPPI_SETTINGS field: value}}``.
+
+        Raises:
+            PackageError: naming the ``config.planner`` key at fault.
+        """
+        if PLANNER_KEY not in package.config:
+            return
+        fields = package.config_fields().section(PLANNER_KEY)
+        fields.keys(("mppi",))
+        mppi = package.config[PLANNER_KEY]["mppi"]
+        if not isinstance(mppi, dict):
+            raise fields.error("mppi", "must be an object of MPPI settings")
+        try:
+            check_mppi_settings(mppi)
+        except ConfigError as error:
+            raise fields.error("mppi", str(error)) from None
 
     @classmethod
     def from_package(cls, package: PackageContents) -> MetaDADSSkill:
         base = DADSSkill.from_package(cls._dads_part(package))
         raw = dict(package.config[ADAPTATION_KEY])
-        return cls(base, base.dynamics, AdaptationConfig(**raw))
+        mppi = package.config.get(PLANNER_KEY, {}).get("mppi", {})
+        return cls(base, base.dynamics, AdaptationConfig(**raw), mppi)
 
 
 def adapter_for(skill: Any, settings: AdaptationConfig | None = None) -> OnlineAdapter:

@@ -202,7 +202,10 @@ class MetaTrainer:
         """The skill's policy with the meta-learned dynamics (float32) and the settings."""
         network = copy.deepcopy(self.network).float()
         return MetaDADSSkill(
-            self.skill, LearnedDynamics(network, self.state_indices), self.config.adaptation
+            self.skill,
+            LearnedDynamics(network, self.state_indices),
+            self.config.adaptation,
+            self.config.mppi,
         )
 
     def package(self, run: TrainingRun, name: str, version: str = "1.0.0") -> Path:
