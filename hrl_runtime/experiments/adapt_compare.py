@@ -9,7 +9,9 @@ On bodies not seen in meta-training, latent MPPI follows random goals with four 
 - ``meta``: the meta-learned dynamics without adaptation;
 - ``meta+adapt``: the meta-learned dynamics adapted at every replanning (GrBAL).
 
-Every condition sees the same bodies, goals and seeds. The table gives the share of goals
+Every condition sees the same bodies, goals and seeds, and plans with the same latent MPPI
+settings: those the meta skill's package recommends (``Skill.planner_settings``), so that only
+the dynamics differ. The table gives the share of goals
 reached and the mean normalized distance (final distance over starting distance) of the goals
 attempted: a run the safety monitor stops (stale plans on a loaded machine) leaves its remaining
 goals unattempted, counted as not reached and left out of the distance.
@@ -56,12 +58,19 @@ class AdaptCompareConfig:
 
 
 def run_condition(
-    condition: str, skill: Any, body: Any, config: AdaptCompareConfig, seed: int, settings: Any
+    condition: str,
+    skill: Any,
+    body: Any,
+    config: AdaptCompareConfig,
+    seed: int,
+    settings: Any,
+    mppi_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One follow run of ``condition`` on ``body``: its JSON row."""
+    """One follow run of ``condition`` on ``body``: its JSON row (``mppi_settings``: latent
+    MPPI fields over the defaults, the same for every condition)."""
     import envs
     from envs.perturb import PerturbedBody
-    from planners import SequenceConfig, build_goal_follower
+    from planners import MPPIConfig, SequenceConfig, build_goal_follower
     from skill_library.meta.skill import adapter_for
 
     steps = envs.episode_steps(config.env_id) or 1000
@@ -72,11 +81,11 @@ def run_condition(
     goals = space.sample(np.random.default_rng(seed), config.goals)
     radius = envs.success_radius(config.env_id)
     adapter = adapter_for(skill, settings) if condition.endswith(("finetune", "adapt")) else None
+    mppi = MPPIConfig(**{**(mppi_settings or {}), "seed": seed})
 
     def make_high_level(part: np.ndarray):
-        follower = build_goal_follower(
-            "mppi", skill, part, xy, SequenceConfig(radius, steps), seed=seed
-        )
+        sequence = SequenceConfig(radius, steps)
+        follower = build_goal_follower("mppi", skill, part, xy, sequence, seed=seed, mppi=mppi)
         if adapter is not None:
             follower.delegate.use_adapter(adapter)
         return follower
@@ -133,13 +142,14 @@ def compare_adaptation(config: AdaptCompareConfig, progress: bool = False) -> li
 
     plain, meta = load_skill(config.plain_skill), load_skill(config.meta_skill)
     settings = meta.adaptation if isinstance(meta, MetaDADSSkill) else None
+    mppi_settings = meta.planner_settings("mppi")
     bodies = [Perturbation.parse(text) for text in config.bodies]
     rows = []
     for body in bodies:
         for condition in CONDITIONS:
             skill = plain if condition.startswith("plain") else meta
             for seed in config.seeds:
-                row = run_condition(condition, skill, body, config, seed, settings)
+                row = run_condition(condition, skill, body, config, seed, settings, mppi_settings)
                 logger.info("%s on %s, seed %d: %d/%d", condition, row["body"], seed,
                             row["reached"], row["goals"])  # fmt: skip
                 if progress:
