@@ -177,7 +177,7 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         "--high-level-updates",
         type=count_type(1000),
         default=None,
-        help="SAC updates of the high level per decision (default 1)",
+        help="SAC updates of the high level per decision (default 4)",
     )
     transfer.add_argument("--seed", type=SEED, default=0)
     transfer.add_argument("--out", required=True, help="directory for transfer.csv/.png")
