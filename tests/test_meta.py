@@ -358,10 +358,12 @@ def test_the_shipped_meta_package_verifies_and_a_tampered_one_is_refused(tmp_pat
     import shutil
 
     from hrl_runtime.errors import PackageError
-    from hrl_runtime.registry import SkillRegistry, verify_package
+    from hrl_runtime.registry import SkillRegistry, load_skill, verify_package
 
     source = SkillRegistry().resolve("dads-pointmass-meta").path
     assert verify_package(source)["kind"] == "dads_meta"
+    shipped = json.loads((source / "skill.json").read_text())["config"].get("planner", {})
+    assert load_skill(str(source)).planner_settings("mppi") == shipped.get("mppi", {})
     for change in ("drop adaptation", "mixture head"):
         target = tmp_path / change.replace(" ", "-")
         shutil.copytree(source, target)
