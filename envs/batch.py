@@ -83,17 +83,11 @@ class _Group:
 class _PinnedGroup(_Group):
     """A group in a Ray actor: BLAS pinned to one thread before the environments are built."""
 
-    def __init__(
-        self,
-        env_id: str,
-        count: int,
-        max_episode_steps: int | None,
-        env_kwargs: dict[str, Any] | None = None,
-    ):
+    def __init__(self, *group_args: Any):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-        super().__init__(env_id, count, max_episode_steps, env_kwargs)
+        super().__init__(*group_args)
 
 
 WORKER_BACKENDS = ("processes", "ray")
