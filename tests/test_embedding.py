@@ -392,3 +392,39 @@ def test_the_high_level_commands_the_box_the_task_embeddings_occupy():
     # x: [0 - 0.2, 0.5 + 0.4] = [-0.2, 0.9]; y: [-1.4, 1.8 -> 1.5 (the command bound)]
     np.testing.assert_allclose(center, [0.35, 0.05], atol=1e-6)
     np.testing.assert_allclose(half_range, [0.55, 1.45], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("planner", "words"),
+    [
+        ({"mppi": {"temperature": -1.0}}, ["config.planner.mppi", "temperature"]),
+        ({"mppi": {"threads": 4}}, ["config.planner.mppi", "cannot be recommended"]),
+        ({"cem": {}}, ["config.planner"]),
+    ],
+)
+def test_recommended_planner_settings_load_and_bad_ones_are_refused(
+    short_run, tmp_path, planner, words
+):
+    import json
+    import shutil
+
+    _, path, _ = short_run
+    for name, entry in (
+        ("good", {"mppi": {"iterations": 3, "temperature": 0.01}}),
+        ("bad", planner),
+    ):
+        copy = tmp_path / name
+        shutil.copytree(path, copy, ignore=shutil.ignore_patterns("checkpoint", "tensorboard"))
+        manifest = json.loads((copy / "skill.json").read_text())
+        manifest["config"]["planner"] = entry
+        (copy / "skill.json").write_text(json.dumps(manifest))
+    skill = load_package(tmp_path / "good")
+    assert skill.planner_settings("mppi") == {"iterations": 3, "temperature": 0.01}
+    assert skill.planner_settings("spirl") == {}
+    assert skill.package_config()["planner"] == {"mppi": {"iterations": 3, "temperature": 0.01}}
+    with pytest.raises(PackageError) as error:
+        load_package(tmp_path / "bad")
+    message = str(error.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message

@@ -17,6 +17,7 @@ from hrl_runtime.cli.common import (
     count_type,
     emit_package,
     make_env,
+    positive_type,
     show_progress,
     trainer_env_values,
 )
@@ -36,6 +37,7 @@ def build_config(args: argparse.Namespace) -> EmbeddingConfig:
         "tasks": args.tasks,
         "latent_dim": args.latent_dim,
         "steps": args.steps,
+        "embedding_repulsion_weight": args.repulsion,
         **trainer_env_values(args),
     }
     config = replace(
@@ -145,6 +147,13 @@ def add_train_commands(algorithms: argparse._SubParsersAction, with_json: WithJs
         default=None,
         help=f"control steps collected (default {defaults.steps}), in whole iterations of "
         f"--num-envs x {defaults.episode_length}-step episodes",
+    )
+    sub.add_argument(
+        "--repulsion",
+        type=positive_type(100.0),
+        default=None,
+        help="weight of a repulsion between the task embedding means (off by default; "
+        "embed-arm 3.0.0 was trained with 1.0)",
     )
     add_package_flags(sub, "embed-skills")
     sub.add_argument("--seed", type=SEED, default=defaults.seed)

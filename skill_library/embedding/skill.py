@@ -18,6 +18,13 @@ from skill_library.package_checks import (
     check_dynamics_config,
     module_shapes,
 )
+from skill_library.planner_settings import (
+    PLANNER_KEY,
+    check_mppi_settings,
+    check_planner,
+    planner_config,
+    recommended_mppi,
+)
 from skill_library.sac.networks import TanhGaussianPolicy
 
 MAX_TASKS = 4096
@@ -55,6 +62,7 @@ class EmbeddingSkill(Skill):
         dynamics: fingertip x-y after holding z for ``hold_steps``.
         observation_space: ``(do,)``.
         action_space: ``(da,)``.
+        mppi: latent MPPI settings the package recommends (``config.planner.mppi``).
     """
 
     kind: ClassVar[str] = "embedding"
@@ -68,6 +76,7 @@ class EmbeddingSkill(Skill):
         dynamics: LearnedDynamics,
         observation_space: Box,
         action_space: Box,
+        mppi: dict[str, Any] | None = None,
     ):
         bound = config.command_bound
         command_space = Box(-bound, bound, shape=(config.latent_dim,), dtype=np.float32)
@@ -75,6 +84,7 @@ class EmbeddingSkill(Skill):
             observation_space, command_space, action_space, config.hold_steps, dynamics=dynamics
         )
         self.config = config
+        self.mppi = check_mppi_settings(dict(mppi or {}))
         self.policy = policy.eval()
         self.embedding_means = np.asarray(embedding_means, np.float32).reshape(
             config.tasks, config.latent_dim
@@ -92,6 +102,10 @@ class EmbeddingSkill(Skill):
         )
         self._low = np.asarray(action_space.low, np.float32)
         self._high = np.asarray(action_space.high, np.float32)
+
+    def planner_settings(self, planner: str) -> dict[str, Any]:
+        """The manifest's recommended settings for ``planner`` (only ``mppi`` has any)."""
+        return dict(self.mppi) if planner == "mppi" else {}
 
     def task_command(self, task: int) -> np.ndarray:
         """The embedding mean of training task ``task``: ``(dz,)``."""
@@ -113,7 +127,11 @@ class EmbeddingSkill(Skill):
 
     # --- packaging -------------------------------------------------------------------------
     def package_config(self) -> dict[str, Any]:
-        return {"skill": asdict(self.config), "dynamics": self.dynamics.config_json()}
+        return {
+            "skill": asdict(self.config),
+            "dynamics": self.dynamics.config_json(),
+            **planner_config(self.mppi),
+        }
 
     def package_tensors(self) -> dict[str, dict[str, np.ndarray]]:
         policy = {k: v.detach().numpy() for k, v in self.policy.state_dict().items()}
@@ -134,7 +152,7 @@ class EmbeddingSkill(Skill):
         """
         obs_dim, action_dim = package.vector_size("observation"), package.vector_size("action")
         config = package.config_fields()
-        config.keys(("skill", "dynamics"))
+        config.keys(("skill", "dynamics"), (PLANNER_KEY,))
         skill = config.section("skill")
         skill.keys(("latent_dim", "tasks", "command_bound", "hold_steps"), ("policy_hidden",))
         latent_dim = skill.integer("latent_dim", 1, 1024)
@@ -157,6 +175,7 @@ class EmbeddingSkill(Skill):
         )
         expected = check_dynamics_config(config.section("dynamics"), obs_dim, latent_dim)
         package.expect_tensors("dynamics", expected)
+        check_planner(package)
 
     @classmethod
     def from_package(cls, package: PackageContents) -> EmbeddingSkill:
@@ -184,4 +203,5 @@ class EmbeddingSkill(Skill):
             dynamics,
             observation_space,
             action_space,
+            recommended_mppi(package),
         )

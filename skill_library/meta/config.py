@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hrl_runtime.errors import ConfigError
+from skill_library.planner_settings import (  # noqa: F401  (re-exported for callers)
+    MPPI_SETTINGS,
+    check_mppi_settings,
+    parse_mppi_settings,
+)
 
 
 @dataclass(frozen=True)
@@ -43,68 +48,6 @@ class AdaptationConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"AdaptationConfig: {message}")
-
-
-MPPI_SETTINGS: dict[str, tuple[type, float, float]] = {
-    "num_samples": (int, 2, 65536),
-    "horizon": (int, 1, 200),
-    "iterations": (int, 1, 20),
-    "temperature": (float, 1e-6, 1e3),
-    "noise_scale": (float, 1e-3, 10.0),
-    "step_weight": (float, 0.0, 1e3),
-    "terminal_weight": (float, 0.0, 1e3),
-    "squared_distance": (bool, 0, 1),
-}
-"""``planners.MPPIConfig`` fields a meta-trained package may recommend (``config.planner.mppi``
-in its manifest), each with its type and bounds."""
-
-
-def check_mppi_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` if every entry is a :data:`MPPI_SETTINGS` field of its type within bounds.
-
-    Raises:
-        ConfigError: naming the first bad entry and what is accepted.
-    """
-    for name, value in settings.items():
-        if name not in MPPI_SETTINGS:
-            raise ConfigError(
-                f"MPPI setting {name!r} cannot be recommended by a package; use one of "
-                f"{', '.join(MPPI_SETTINGS)}"
-            )
-        kind, low, high = MPPI_SETTINGS[name]
-        ok = isinstance(value, bool) if kind is bool else type(value) in (kind, int)
-        if not ok or (kind is not bool and not low <= value <= high):
-            raise ConfigError(
-                f"MPPI setting {name}={value!r} must be a {kind.__name__}"
-                + ("" if kind is bool else f" in [{low:g}, {high:g}]")
-            )
-    return settings
-
-
-def parse_mppi_settings(text: str) -> dict[str, Any]:
-    """``NAME=VALUE[,NAME=VALUE...]`` of :data:`MPPI_SETTINGS` (booleans ``true``/``false``).
-
-    Raises:
-        ConfigError: naming the malformed entry.
-    """
-    settings: dict[str, Any] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, sep, value = (x.strip() for x in part.partition("="))
-        kind = MPPI_SETTINGS.get(name, (None,))[0]
-        if not sep or kind is None:
-            raise ConfigError(
-                f"--mppi entry {part[:40]!r} is not NAME=VALUE with NAME one of "
-                f"{', '.join(MPPI_SETTINGS)} (e.g. --mppi temperature=0.02)"
-            )
-        try:
-            if kind is bool:
-                settings[name] = {"true": True, "false": False}[value.lower()]
-            else:
-                settings[name] = kind(value)
-        except (KeyError, ValueError):
-            expected = "true or false" if kind is bool else f"a {kind.__name__}"
-            raise ConfigError(f"--mppi {name}={value[:40]!r} is not {expected}") from None
-    return check_mppi_settings(settings)
 
 
 @dataclass(frozen=True)

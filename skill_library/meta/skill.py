@@ -6,17 +6,20 @@ import copy
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-from hrl_runtime.errors import ConfigError
 from hrl_runtime.skill import PackageContents
 from skill_library.dads.skill import DADSSkill
 from skill_library.dynamics import LearnedDynamics
 from skill_library.meta.config import AdaptationConfig, check_mppi_settings
 from skill_library.meta.online import OnlineAdapter
+from skill_library.planner_settings import (
+    PLANNER_KEY,
+    check_planner,
+    planner_config,
+    recommended_mppi,
+)
 
 ADAPTATION_KEY = "adaptation"
 """The ``config`` entry with the adaptation settings (M, inner steps, inner learning rate)."""
-PLANNER_KEY = "planner"
-"""The optional ``config`` entry with recommended high-level settings (``{"mppi": {...}}``)."""
 
 
 class MetaDADSSkill(DADSSkill):
@@ -59,10 +62,11 @@ class MetaDADSSkill(DADSSkill):
         )
 
     def package_config(self) -> dict[str, Any]:
-        config = {**super().package_config(), ADAPTATION_KEY: asdict(self.adaptation)}
-        if self.mppi:
-            config[PLANNER_KEY] = {"mppi": dict(self.mppi)}
-        return config
+        return {
+            **super().package_config(),
+            ADAPTATION_KEY: asdict(self.adaptation),
+            **planner_config(self.mppi),
+        }
 
     @staticmethod
     def _dads_part(package: PackageContents) -> PackageContents:
@@ -100,33 +104,13 @@ class MetaDADSSkill(DADSSkill):
                 .section("network")
                 .error("num_experts", "must be 0 (a plain mean head) for online adaptation")
             )
-        cls._check_planner(package)
-
-    @staticmethod
-    def _check_planner(package: PackageContents) -> None:
-        """The optional recommended planner settings: ``{"mppi": {MPPI_SETTINGS field: value}}``.
-
-        Raises:
-            PackageError: naming the ``config.planner`` key at fault.
-        """
-        if PLANNER_KEY not in package.config:
-            return
-        fields = package.config_fields().section(PLANNER_KEY)
-        fields.keys(("mppi",))
-        mppi = package.config[PLANNER_KEY]["mppi"]
-        if not isinstance(mppi, dict):
-            raise fields.error("mppi", "must be an object of MPPI settings")
-        try:
-            check_mppi_settings(mppi)
-        except ConfigError as error:
-            raise fields.error("mppi", str(error)) from None
+        check_planner(package)
 
     @classmethod
     def from_package(cls, package: PackageContents) -> MetaDADSSkill:
         base = DADSSkill.from_package(cls._dads_part(package))
         raw = dict(package.config[ADAPTATION_KEY])
-        mppi = package.config.get(PLANNER_KEY, {}).get("mppi", {})
-        return cls(base, base.dynamics, AdaptationConfig(**raw), mppi)
+        return cls(base, base.dynamics, AdaptationConfig(**raw), recommended_mppi(package))
 
 
 def adapter_for(skill: Any, settings: AdaptationConfig | None = None) -> OnlineAdapter:
