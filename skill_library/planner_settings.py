@@ -103,6 +103,25 @@ def recommended_mppi(package: PackageContents) -> dict[str, Any]:
     return dict(package.config.get(PLANNER_KEY, {}).get("mppi", {}))
 
 
+class RecommendsPlanner:
+    """Mixin of the skill kinds whose packages may recommend latent MPPI settings: holds them
+    (checked) and answers ``Skill.planner_settings``."""
+
+    mppi: dict[str, Any]
+
+    def _recommend(self, mppi: dict[str, Any] | None) -> None:
+        """Keeps ``mppi`` (:data:`MPPI_SETTINGS` fields) as the recommended settings.
+
+        Raises:
+            ConfigError: naming the first bad entry.
+        """
+        self.mppi = check_mppi_settings(dict(mppi or {}))
+
+    def planner_settings(self, planner: str) -> dict[str, Any]:
+        """The manifest's recommended settings for ``planner`` (only ``mppi`` has any)."""
+        return dict(self.mppi) if planner == "mppi" else {}
+
+
 def planner_config(mppi: dict[str, Any]) -> dict[str, Any]:
     """The ``config`` entry a package writes for ``mppi`` (none when it is empty)."""
     return {PLANNER_KEY: {"mppi": dict(mppi)}} if mppi else {}

@@ -338,7 +338,7 @@ def test_recommended_mppi_settings_go_through_the_manifest_into_the_planner(tmp_
 
 def test_mppi_settings_parse_from_the_command_line_text():
     from hrl_runtime.errors import ConfigError
-    from skill_library.meta.config import parse_mppi_settings
+    from skill_library.planner_settings import parse_mppi_settings
 
     parsed = parse_mppi_settings("temperature=0.02, squared_distance=true,num_samples=512")
     assert parsed == {"temperature": 0.02, "squared_distance": True, "num_samples": 512}

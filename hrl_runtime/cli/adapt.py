@@ -32,7 +32,8 @@ MAX_CONTEXT = 1024
 
 
 def cmd_train_adapt(args: argparse.Namespace) -> int:
-    from skill_library.meta.config import AdaptationConfig, MetaConfig, parse_mppi_settings
+    from skill_library.meta.config import AdaptationConfig, MetaConfig
+    from skill_library.planner_settings import parse_mppi_settings
 
     defaults = MetaConfig()
     adaptation = AdaptationConfig(

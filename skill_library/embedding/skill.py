@@ -20,7 +20,7 @@ from skill_library.package_checks import (
 )
 from skill_library.planner_settings import (
     PLANNER_KEY,
-    check_mppi_settings,
+    RecommendsPlanner,
     check_planner,
     planner_config,
     recommended_mppi,
@@ -47,7 +47,7 @@ class EmbeddingSkillConfig:
     """Hidden widths of pi(a | s, z)."""
 
 
-class EmbeddingSkill(Skill):
+class EmbeddingSkill(RecommendsPlanner, Skill):
     """A skill from the embedding space of Hausman et al. 2018: ``a = tanh(mu(s, z))``.
 
     The command is the embedding ``z``: a task's embedding mean (:meth:`task_command`) makes
@@ -84,7 +84,7 @@ class EmbeddingSkill(Skill):
             observation_space, command_space, action_space, config.hold_steps, dynamics=dynamics
         )
         self.config = config
-        self.mppi = check_mppi_settings(dict(mppi or {}))
+        self._recommend(mppi)
         self.policy = policy.eval()
         self.embedding_means = np.asarray(embedding_means, np.float32).reshape(
             config.tasks, config.latent_dim
@@ -102,10 +102,6 @@ class EmbeddingSkill(Skill):
         )
         self._low = np.asarray(action_space.low, np.float32)
         self._high = np.asarray(action_space.high, np.float32)
-
-    def planner_settings(self, planner: str) -> dict[str, Any]:
-        """The manifest's recommended settings for ``planner`` (only ``mppi`` has any)."""
-        return dict(self.mppi) if planner == "mppi" else {}
 
     def task_command(self, task: int) -> np.ndarray:
         """The embedding mean of training task ``task``: ``(dz,)``."""

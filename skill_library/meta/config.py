@@ -6,11 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hrl_runtime.errors import ConfigError
-from skill_library.planner_settings import (  # noqa: F401  (re-exported for callers)
-    MPPI_SETTINGS,
-    check_mppi_settings,
-    parse_mppi_settings,
-)
+from skill_library.planner_settings import check_mppi_settings
 
 
 @dataclass(frozen=True)
@@ -86,8 +82,8 @@ class MetaConfig:
     adaptation: AdaptationConfig = AdaptationConfig()
     """M, inner steps and inner learning rate, used in training and written to the manifest."""
     mppi: dict[str, Any] = field(default_factory=dict)
-    """Latent MPPI settings the package recommends (:data:`MPPI_SETTINGS`; written to the
-    manifest, not used in training); empty: the planner's defaults."""
+    """Latent MPPI settings the package recommends (``planner_settings.MPPI_SETTINGS``; written
+    to the manifest, not used in training); empty: the planner's defaults."""
     seed: int = 0
     """Seed of the bodies, the data and the initialization."""
     checkpoint_every: int = 500

@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 from hrl_runtime.skill import PackageContents
 from skill_library.dads.skill import DADSSkill
 from skill_library.dynamics import LearnedDynamics
-from skill_library.meta.config import AdaptationConfig, check_mppi_settings
+from skill_library.meta.config import AdaptationConfig
 from skill_library.meta.online import OnlineAdapter
 from skill_library.planner_settings import (
     PLANNER_KEY,
+    RecommendsPlanner,
     check_planner,
     planner_config,
     recommended_mppi,
@@ -22,7 +23,7 @@ ADAPTATION_KEY = "adaptation"
 """The ``config`` entry with the adaptation settings (M, inner steps, inner learning rate)."""
 
 
-class MetaDADSSkill(DADSSkill):
+class MetaDADSSkill(RecommendsPlanner, DADSSkill):
     """A DADS policy with meta-learned skill dynamics and the settings to adapt them online.
 
     Acts exactly as the DADS skill it was made from; its ``dynamics`` holds the
@@ -49,11 +50,7 @@ class MetaDADSSkill(DADSSkill):
             base.config, base.policy, dynamics, base.observation_space, base.action_space
         )
         self.adaptation = adaptation
-        self.mppi = check_mppi_settings(dict(mppi or {}))
-
-    def planner_settings(self, planner: str) -> dict[str, Any]:
-        """The manifest's recommended settings for ``planner`` (only ``mppi`` has any)."""
-        return dict(self.mppi) if planner == "mppi" else {}
+        self._recommend(mppi)
 
     def online_adapter(self, settings: AdaptationConfig | None = None) -> OnlineAdapter:
         """An adapter of this skill's dynamics (the manifest's settings unless given)."""
