@@ -201,7 +201,11 @@ def add_compare_commands(targets: argparse._SubParsersAction, with_json: WithJso
             help="plain vs fine-tuned vs meta-learned vs adapted dynamics on unseen bodies",
         )
     )
-    compare.add_argument("--plain-skill", default="dads-pointmass", help="skill, plain dynamics")
+    compare.add_argument(
+        "--plain-skill",
+        default=None,
+        help="skill with plain dynamics (default: the one the meta skill was trained from)",
+    )
     compare.add_argument(
         "--meta-skill", default="dads-pointmass-meta", help="skill from `hrl train adapt`"
     )

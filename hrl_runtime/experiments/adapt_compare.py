@@ -20,6 +20,7 @@ goals unattempted, counted as not reached and left out of the distance.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ CONDITIONS = ("plain", "plain+finetune", "meta", "meta+adapt")
 class AdaptCompareConfig:
     """What ``hrl compare adapt`` runs."""
 
-    plain_skill: str = "dads-pointmass"
-    """The skill with plain dynamics."""
+    plain_skill: str | None = None
+    """The skill with plain dynamics; None: the skill the meta skill was trained from (its
+    manifest's ``training.config.skill``), so that only the dynamics differ."""
     meta_skill: str = "dads-pointmass-meta"
     """The skill with meta-learned dynamics (``hrl train adapt``)."""
     env_id: str = "hrl/PointArena-v0"
@@ -55,6 +57,28 @@ class AdaptCompareConfig:
     """Seeds of goals, resets and planners."""
     asynchronous: bool = True
     """The runtime's asynchronous loop (False: the synchronous loop, deterministic)."""
+
+
+def base_skill_ref(meta_ref: str) -> str:
+    """The skill ``hrl train adapt`` made ``meta_ref`` from, as its manifest records it.
+
+    Raises:
+        ConfigError: the manifest does not name one.
+    """
+    from hrl_runtime.errors import ConfigError
+    from hrl_runtime.registry import MANIFEST, SkillRegistry
+
+    path = Path(meta_ref)
+    if not (path / MANIFEST).is_file():
+        path = Path(SkillRegistry().resolve(meta_ref).path)
+    manifest = json.loads((path / MANIFEST).read_text())
+    base = (manifest.get("training") or {}).get("config", {}).get("skill")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(
+            f"the manifest of {meta_ref!r} does not name the skill it was trained from "
+            "(training.config.skill); pass --plain-skill NAME"
+        )
+    return base
 
 
 def run_condition(
@@ -140,7 +164,8 @@ def compare_adaptation(config: AdaptCompareConfig, progress: bool = False) -> li
     from hrl_runtime.registry import load_skill
     from skill_library.meta.skill import MetaDADSSkill
 
-    plain, meta = load_skill(config.plain_skill), load_skill(config.meta_skill)
+    plain_ref = config.plain_skill or base_skill_ref(config.meta_skill)
+    plain, meta = load_skill(plain_ref), load_skill(config.meta_skill)
     settings = meta.adaptation if isinstance(meta, MetaDADSSkill) else None
     mppi_settings = meta.planner_settings("mppi")
     bodies = [Perturbation.parse(text) for text in config.bodies]
