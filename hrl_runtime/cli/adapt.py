@@ -150,6 +150,7 @@ MAX_BODIES_COMPARED = 16
 def cmd_compare_adapt(args: argparse.Namespace) -> int:
     from hrl_runtime.experiments.adapt_compare import (
         AdaptCompareConfig,
+        base_skill_ref,
         compare_adaptation,
         markdown_table,
         summarize,
@@ -171,7 +172,7 @@ def cmd_compare_adapt(args: argparse.Namespace) -> int:
             raise ConfigError(str(error)) from None
     out = checks.output_dir(args.out, "--out", may_exist=True)
     config = AdaptCompareConfig(
-        plain_skill=args.plain_skill,
+        plain_skill=args.plain_skill or base_skill_ref(args.meta_skill),
         meta_skill=args.meta_skill,
         env_id=args.env,
         bodies=bodies,
