@@ -418,3 +418,18 @@ def test_adapt_needs_the_mppi_planner(capsys):
          "hrl/PointArena-v0", "--goals", "1,1", "--adapt"]
     )  # fmt: skip
     assert status == 2 and "--planner mppi" in capsys.readouterr().err
+
+
+def test_on_a_mirrored_body_adapting_reaches_the_goals_the_plain_skill_misses(capsys):
+    from hrl_runtime.cli import main
+
+    def reached(*skill: str) -> int:
+        args = ["follow", "--skill", *skill, "--planner", "mppi", "--env", "hrl/PointArena-v0",
+                "--perturb", "gain=0.4,mirror=x", "--random-goals", "4", "--seed", "5", "--sync",
+                "--json"]  # fmt: skip
+        assert main(args) == 0
+        return sum(goal["reached"] for goal in json.loads(capsys.readouterr().out)["goals"])
+
+    # The meta skill's plain twin (same policy, plain dynamics) plans with x the wrong way round.
+    assert reached("dads-pointmass-meta", "--adapt") == 4
+    assert reached("dads-pointmass-open") <= 2
