@@ -20,7 +20,6 @@ goals unattempted, counted as not reached and left out of the distance.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -66,12 +65,14 @@ def base_skill_ref(meta_ref: str) -> str:
         ConfigError: the manifest does not name one.
     """
     from hrl_runtime.errors import ConfigError
+    from hrl_runtime.manifest import read_manifest
     from hrl_runtime.registry import MANIFEST, SkillRegistry
 
     path = Path(meta_ref)
-    if not (path / MANIFEST).is_file():
-        path = Path(SkillRegistry().resolve(meta_ref).path)
-    manifest = json.loads((path / MANIFEST).read_text())
+    if (path / MANIFEST).is_file():
+        manifest = read_manifest(path)
+    else:
+        manifest = SkillRegistry().resolve(meta_ref).manifest
     base = (manifest.get("training") or {}).get("config", {}).get("skill")
     if not isinstance(base, str) or not base:
         raise ConfigError(
